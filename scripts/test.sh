@@ -5,7 +5,8 @@
 # Exits non-zero if any test failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-builddir=${1:?usage: test.sh BUILDDIR}
+builddir=${1:?usage: test.sh BUILDDIR [MESON TEST ARGS...]}
+shift
 
 # Sanitizer builds: any UB report fails the test that caused it.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
