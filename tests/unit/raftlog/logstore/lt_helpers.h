@@ -1,0 +1,72 @@
+/*
+ * lt_helpers.h - shared helpers of the log store unit tests: temporary
+ * directories, deterministic entry contents, and assertions that compare a
+ * store with what a test expects.
+ */
+#ifndef LT_HELPERS_H
+#define LT_HELPERS_H
+
+#include <stdint.h>
+
+#include "logstore.h"
+
+/* Largest entry the helpers build (they use a stack buffer per entry). */
+#define LT_DATA_MAX 4096u
+/* Most entries one helper call writes. */
+#define LT_BATCH_MAX 256u
+
+/* Creates a fresh directory under /tmp; returns a malloc()ed path. */
+char *lt_tmpdir(void);
+/* Removes dir and its files, frees the path. */
+void lt_rmdir(char *dir);
+
+/* Length and bytes of the deterministic payload of entry (i, t): a reader
+ * can tell whether an entry is exactly the one written. */
+uint32_t lt_data_len(rl_index i, rl_term t);
+void lt_fill(uint8_t *buf, uint32_t len, rl_index i, rl_term t);
+
+/* Opens dir with default options, asserting success. */
+rl_logstore *lt_open(const char *dir);
+
+/*
+ * Saves entries [first, first + n) of term t with lt_fill() payloads and,
+ * if hs is not NULL, the hard state, in one batch. Returns save()'s result.
+ */
+int lt_append(rl_logstore *ls, rl_index first, size_t n, rl_term t,
+	      const struct rl_hard_state *hs);
+
+/* Asserts that entries [lo, hi] are present with the given terms (terms[k]
+ * for index lo + k) and their lt_fill() payloads. */
+void lt_assert_entries(rl_logstore *ls, rl_index lo, rl_index hi,
+		       const rl_term *terms);
+
+/* Asserts every entry in [first, last] has term t and lt_fill() data. */
+void lt_assert_range_term(rl_logstore *ls, rl_index lo, rl_index hi,
+			  rl_term t);
+
+/* Raw LMDB access for corruption tests: opens the store's environment in
+ * dir directly (the store must be closed). */
+struct lt_raw;
+struct lt_raw *lt_raw_open(const char *dir);
+/* Replaces the value of entry key i (or inserts it). */
+void lt_raw_put_entry(struct lt_raw *r, rl_index i, const void *val,
+		      size_t len);
+/* Copies the stored value of entry i into buf (max cap bytes); returns its
+ * length. */
+size_t lt_raw_get_entry(struct lt_raw *r, rl_index i, void *buf, size_t cap);
+void lt_raw_del_entry(struct lt_raw *r, rl_index i);
+/* Empties the entries database. */
+void lt_raw_drop_entries(struct lt_raw *r);
+/* Flips one bit of byte off of meta record name. */
+void lt_raw_flip_meta(struct lt_raw *r, const char *name, size_t off);
+void lt_raw_del_meta(struct lt_raw *r, const char *name);
+/* Commits and closes. */
+void lt_raw_close(struct lt_raw *r);
+
+/* Builds a valid stored entry record (header with CRC-32C, then data) as
+ * logstore.c lays it out; returns its length. buf must hold
+ * RL_LOG_ENTRY_HEADER_BYTES + len bytes. */
+size_t lt_make_record(uint8_t *buf, rl_index i, rl_term t, uint8_t type,
+		      const void *data, uint32_t len);
+
+#endif /* LT_HELPERS_H */

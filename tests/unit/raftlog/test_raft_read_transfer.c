@@ -1,0 +1,135 @@
+/*
+ * test_raft_read_transfer.c - linearizable reads with ReadIndex (on the
+ * leader, forwarded from a follower, never answered by a deposed leader) and
+ * leadership transfer (TimeoutNow after catch-up, proposals refused during
+ * the transfer, abort after an election timeout).
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+static struct rl_status status_of(struct cluster *c, rl_id id)
+{
+	struct rl_status st;
+	cl_status(c, id, &st);
+	return st;
+}
+
+/* thesis §6.4: the leader answers a read with its commit index after a
+ * heartbeat round confirms it still leads, without writing to the log. */
+Test(raft_read, read_index_on_leader)
+{
+	struct cluster c;
+	struct rl_config cfg = cl_default_config();
+	cl_init(&c, 3, 0, &cfg);
+	cl_elect(&c, 1);
+	cr_assert_eq(cl_propose(&c, 1, "w"), RL_OK);
+	struct rl_status before = status_of(&c, 1);
+	unsigned hb = c.delivered[RL_MSG_HEARTBEAT_RESP];
+	cr_assert_eq(rl_read_index(c.nodes[1].n, (const uint8_t *)"r1", 2,
+	    NULL), RL_OK);
+	cl_stabilize(&c);
+	cr_assert_eq(c.nodes[1].reads_n, 1);
+	cr_assert_eq(c.nodes[1].reads[0].index, before.hard_state.commit);
+	cr_assert_eq(c.nodes[1].reads[0].ctx_len, 2);
+	cr_assert(memcmp(c.nodes[1].reads[0].ctx, "r1", 2) == 0);
+	cr_assert_gt(c.delivered[RL_MSG_HEARTBEAT_RESP], hb,
+	    "leadership not confirmed by a heartbeat round");
+	cr_assert_eq(status_of(&c, 1).last_index, before.last_index,
+	    "a read wrote to the log");
+	cl_free(&c);
+}
+
+/* thesis §6.4: a follower forwards the read to the leader and gets back an
+ * index at least the leader's commit index. */
+Test(raft_read, read_index_forwarded_from_follower)
+{
+	struct cluster c;
+	struct rl_config cfg = cl_default_config();
+	cl_init(&c, 3, 0, &cfg);
+	cl_elect(&c, 1);
+	cr_assert_eq(cl_propose(&c, 1, "w"), RL_OK);
+	rl_id lead = RL_NONE;
+	cr_assert_eq(rl_read_index(c.nodes[3].n, (const uint8_t *)"f", 1,
+	    &lead), RL_OK);
+	cr_assert_eq(lead, 1);
+	cl_stabilize(&c);
+	cr_assert_eq(c.nodes[3].reads_n, 1);
+	cr_assert_eq(c.nodes[3].reads[0].index,
+	    status_of(&c, 1).hard_state.commit);
+	cl_free(&c);
+}
+
+/* thesis §6.4: a leader cut off from the majority must not answer a read
+ * (the majority may have elected a new leader and committed writes). */
+Test(raft_read, deposed_leader_does_not_answer)
+{
+	struct cluster c;
+	struct rl_config cfg = cl_default_config();
+	cl_init(&c, 3, 0, &cfg);
+	cl_elect(&c, 1);
+	cl_isolate(&c, 1, true);
+	cr_assert_eq(rl_read_index(c.nodes[1].n, (const uint8_t *)"s", 1,
+	    NULL), RL_OK);
+	cl_tick_all(&c, 4 * cfg.election_ticks);
+	rl_id l = cl_leader(&c);
+	cr_assert(l == 2 || l == 3);
+	cr_assert_eq(cl_propose(&c, l, "new"), RL_OK);
+	cl_isolate(&c, 1, false);
+	cl_tick_all(&c, 5);
+	cr_assert_eq(c.nodes[1].reads_n, 0, "deposed leader answered a read");
+	cl_free(&c);
+}
+
+/* thesis §3.10: the leader brings the target up to date, sends it
+ * TimeoutNow, and the target wins the election in the next term. */
+Test(raft_transfer, transfer_to_lagging_member)
+{
+	struct cluster c;
+	struct rl_config cfg = cl_default_config();
+	cl_init(&c, 3, 0, &cfg);
+	cl_elect(&c, 1);
+	rl_term t = status_of(&c, 1).hard_state.term;
+	cl_isolate(&c, 3, true);
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(cl_propose(&c, 1, "x"), RL_OK);
+	cl_isolate(&c, 3, false);
+	cr_assert_eq(rl_transfer_leadership(c.nodes[1].n, 3, NULL), RL_OK);
+	cl_stabilize(&c);
+	cr_assert_eq(cl_leader(&c), 3);
+	cr_assert_eq(status_of(&c, 3).hard_state.term, t + 1);
+	cr_assert_eq(cl_propose(&c, 3, "y"), RL_OK);
+	cl_tick_all(&c, 2);
+	cl_check_agree(&c);
+	cr_assert_eq(c.nodes[1].app_len, 11);
+	cl_free(&c);
+}
+
+/* thesis §3.10: during a transfer the leader refuses proposals; if the
+ * target does not take over within an election timeout the transfer is
+ * aborted and proposals are accepted again. */
+Test(raft_transfer, refuses_proposals_then_aborts)
+{
+	struct cluster c;
+	struct rl_config cfg = cl_default_config();
+	cl_init(&c, 3, 0, &cfg);
+	cl_elect(&c, 1);
+	cl_isolate(&c, 3, true);
+	struct rl_node *n = c.nodes[1].n;
+	cr_assert_eq(rl_transfer_leadership(n, 3, NULL), RL_OK);
+	cr_assert_eq(rl_propose(n, (const uint8_t *)"x", 1, NULL, NULL),
+	    RL_ERR_TRANSFERRING);
+	cl_tick_all(&c, cfg.election_ticks);
+	cr_assert_eq(cl_leader(&c), 1);
+	cr_assert_eq(status_of(&c, 1).transferee, RL_NONE);
+	cr_assert_eq(cl_propose(&c, 1, "x"), RL_OK);
+	cr_assert_eq(rl_transfer_leadership(n, 1, NULL), RL_ERR_INVAL);
+	cr_assert_eq(rl_transfer_leadership(n, 7, NULL), RL_ERR_NOT_MEMBER);
+	rl_id lead = RL_NONE;
+	cr_assert_eq(rl_transfer_leadership(c.nodes[2].n, 3, &lead),
+	    RL_ERR_NOT_LEADER);
+	cr_assert_eq(lead, 1);
+	cl_free(&c);
+}
