@@ -34,7 +34,7 @@ demo)
 	scripts/setup.sh "$builddir" "${meson_opts[@]}"
 	exec scripts/demo.sh "$builddir" ;;
 test)
-	scripts/setup.sh "$builddir" "${meson_opts[@]}"
+	scripts/setup.sh --with-etcd "$builddir" "${meson_opts[@]}"
 	exec scripts/test.sh "$builddir" ;;
 -h|--help|help) usage ;;
 *) echo "dev.sh: expected 'demo' or 'test'" >&2; usage >&2; exit 2 ;;
