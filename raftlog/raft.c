@@ -438,17 +438,29 @@ static bool snapshot_chunk(struct rl_node *n, const struct rl_msg *m,
 	return m->snap_done;
 }
 
+static bool snapshot_valid(const struct rl_msg *m)
+{
+	return m->snap_len <= RL_SNAPSHOT_CHUNK_BYTES_MAX &&
+	    conf_valid(&m->snap.conf) && m->snap.index > 0 &&
+	    m->snap.term <= m->term;
+}
+
+/* We already hold everything the snapshot covers. */
+static bool snapshot_held(const struct rl_node *n, const struct rl_msg *m)
+{
+	return m->snap.index <= n->log.committed ||
+	    rl_log_match(&n->log, m->snap.index, m->snap.term);
+}
+
 static int handle_snapshot(struct rl_node *n, const struct rl_msg *m)
 {
-	if (m->snap_len > RL_SNAPSHOT_CHUNK_BYTES_MAX || !conf_valid(&m->snap.conf)
-	    || m->snap.index == 0 || m->snap.term > m->term)
+	if (!snapshot_valid(m))
 		return RL_ERR_INVAL;
 	struct rl_msg r = { 0 };
 	r.type = RL_MSG_SNAPSHOT_RESP;
 	r.to = m->from;
 	r.snap = m->snap;
-	if (m->snap.index <= n->log.committed ||
-	    rl_log_match(&n->log, m->snap.index, m->snap.term)) {
+	if (snapshot_held(n, m)) {
 		/* we already hold what it covers: fast-forward the commit */
 		rl_log_commit_to(&n->log, m->snap.index);
 		rl_conf_on_commit(n);
@@ -466,6 +478,26 @@ static int handle_snapshot(struct rl_node *n, const struct rl_msg *m)
 	}
 	rl_send(n, &r);
 	return RL_OK;
+}
+
+/* Mirrors rl_step() -> step_term() -> handle_snapshot() ->
+ * snapshot_chunk() without changing anything: the application stages only
+ * the bytes the core will take (raft.h SNAPSHOTS). */
+bool rl_snapshot_chunk_wanted(const struct rl_node *n, const struct rl_msg *m)
+{
+	if (m == NULL || m->type != RL_MSG_SNAPSHOT || m->to != n->id ||
+	    m->from == RL_NONE || m->from == n->id || m->entries_n > 0 ||
+	    m->ctx_len > RL_READ_CTX_MAX || m->term < n->term)
+		return false;
+	if (m->term == n->term && n->role == RL_LEADER)
+		return false; /* a leader ignores chunks of its own term */
+	if (!snapshot_valid(m) || snapshot_held(n, m))
+		return false;
+	bool same = n->snap_rx && n->snap_rx_meta.index == m->snap.index &&
+	    n->snap_rx_meta.term == m->snap.term;
+	if (!same)
+		return m->snap_offset == 0;
+	return m->snap_offset == n->snap_rx_offset;
 }
 
 static int follower_step(struct rl_node *n, const struct rl_msg *m)
@@ -653,10 +685,11 @@ int rl_transfer_leadership(struct rl_node *n, rl_id target, rl_id *leader_out)
 		return RL_ERR_NOT_MEMBER;
 	if (n->transferee == target)
 		return RL_OK;
+	struct rl_progress *pr = rl_pr_get(n, target);
+	if (pr == NULL)
+		return RL_ERR_NOMEM; /* its progress could not be allocated */
 	n->transferee = target;
 	n->election_elapsed = 0; /* abort after one election timeout */
-	struct rl_progress *pr = rl_pr_get(n, target);
-	assert(pr != NULL);
 	if (pr->match == rl_log_last(&n->log)) {
 		struct rl_msg m = { 0 };
 		m.type = RL_MSG_TIMEOUT_NOW;
@@ -740,8 +773,13 @@ static int restore(struct rl_node *n)
 	n->vote = hs->vote;
 	n->log.committed = hs->commit > sm.index ? hs->commit : sm.index;
 	n->log.applied = n->cfg.applied > sm.index ? n->cfg.applied : sm.index;
-	if (n->log.applied > n->log.committed)
+	if (n->log.applied > last)
 		return RL_ERR_INVAL;
+	/* commitIndex is volatile (Figure 2) and a commit-only hard state is
+	 * not synced (must_sync): only committed entries are ever applied, so
+	 * what the application applied is committed */
+	if (n->log.applied > n->log.committed)
+		n->log.committed = n->log.applied;
 	if (sm.index > 0 && !conf_valid(&sm.conf))
 		return RL_ERR_INVAL;
 	rl_conf_reset(n, sm.index > 0 ? &sm.conf : &n->cfg.bootstrap);

@@ -35,7 +35,10 @@
  *      paper §5.3); then rd.hard_state if rd.has_hard_state. If rd.must_sync,
  *      make it durable (fsync) before step 4.
  *   4. Only then send rd.msgs: votes, append acknowledgements and every other
- *      message that promises something about persisted state.
+ *      message that promises something about persisted state. When a ready
+ *      carries only the first ready_entries_max of the unstable entries,
+ *      an acknowledgement covering the rest is held back and comes with
+ *      the ready that persists them.
  *   5. Apply rd.committed (in order). rd.committed never contains an entry
  *      that is not yet in rd.entries-or-storage, but it MAY contain entries
  *      of this same ready's rd.entries: apply after step 3.
@@ -80,14 +83,19 @@
  *     available it drops the message; the leader retries on a later
  *     heartbeat with the current snapshot. One chunk per follower is in
  *     flight; the next is sent when the follower acknowledges it.
- *   - Receiving: the RECEIVING APPLICATION writes snap_data (snap_len bytes)
- *     at snap_offset into a staging area keyed by (meta.index, meta.term)
- *     BEFORE rl_step() (writing a duplicate or stale chunk is harmless: the
- *     bytes at an offset of a given snapshot never change; a chunk at offset
- *     0 of a different snapshot restarts staging). The core accepts chunks
- *     strictly in order and acknowledges the next offset it expects. After
- *     the chunk with snap_done, the core reports rd.has_snapshot; the
- *     application installs it from staging (ready step 3).
+ *   - Receiving: the RECEIVING APPLICATION asks rl_snapshot_chunk_wanted()
+ *     and, only if it returns true, writes snap_data (snap_len bytes) at
+ *     snap_offset into a staging area keyed by (meta.index, meta.term)
+ *     BEFORE rl_step() (a wanted chunk at offset 0 of a different snapshot
+ *     restarts staging). The core accepts chunks strictly in order and
+ *     acknowledges the next offset it expects. After the chunk with
+ *     snap_done, the core reports rd.has_snapshot; the application installs
+ *     it from staging (ready step 3). Staging EVERY chunk before rl_step()
+ *     is not safe with a single staging area: a late offset-0 chunk of
+ *     another snapshot that the core ignores (older term, or a snapshot it
+ *     already holds) would wipe the one it is receiving. An application
+ *     that stages without asking must keep one staging area per (index,
+ *     term) until the core reports a newer snapshot installed.
  *
  * LINEARIZABLE READS: ReadIndex (thesis §6.4), no log write. The leader
  * queues the request, broadcasts a heartbeat carrying a new read round number
@@ -346,7 +354,9 @@ struct rl_config {
 	 * and snapshot meta are read from storage. */
 	struct rl_hard_state hard_state;
 	/* Last index the application has applied (its state machine already
-	 * reflects entries <= applied); >= snapshot index. 0 = snapshot index. */
+	 * reflects entries <= applied); >= snapshot index. 0 = snapshot index.
+	 * May exceed hard_state.commit (a commit-only hard state need not be
+	 * synced, see must_sync): applied entries count as committed. */
 	rl_index applied;
 	const struct rl_storage *storage; /* borrowed; must outlive the node */
 	uint32_t election_ticks;  /* 0 -> default; randomized in [e, 2e) */
@@ -366,7 +376,8 @@ struct rl_config {
  * vote, commit, log, snapshot meta, membership = snapshot's conf then the
  * conf-change entries in the log after it). The node starts as follower.
  * Returns RL_OK and *out, or RL_ERR_INVAL (bad config, or hard state
- * inconsistent with storage), RL_ERR_NOMEM, or a storage error. cfg is
+ * inconsistent with storage: commit or applied beyond the stored log),
+ * RL_ERR_NOMEM, or a storage error. cfg is
  * copied.
  */
 int rl_node_new(const struct rl_config *cfg, struct rl_node **out);
@@ -385,6 +396,16 @@ void rl_tick(struct rl_node *n);
  * as far as the protocol is concerned.
  */
 int rl_step(struct rl_node *n, const struct rl_msg *m);
+
+/*
+ * For a RL_MSG_SNAPSHOT chunk: true iff rl_step(n, m) called next would take
+ * this chunk's bytes (the next chunk of the snapshot being received, or the
+ * first chunk of a new one), so the application should stage them (see
+ * SNAPSHOTS). False for any other message, a chunk the core would ignore
+ * (old term, out of order, a snapshot it already holds) or malformed input.
+ * Does not change the node. Same thread as rl_step(). Added in review.
+ */
+bool rl_snapshot_chunk_wanted(const struct rl_node *n, const struct rl_msg *m);
 
 /*
  * Propose application data (copied). On the leader: appended to its log as a
@@ -420,7 +441,8 @@ int rl_read_index(struct rl_node *n, const uint8_t *ctx, uint32_t ctx_len,
  * Leadership transfer to target (thesis §3.10): the leader stops accepting
  * proposals, brings target up to date, then sends it TimeoutNow. Aborts
  * after an election timeout. Errors: RL_ERR_NOT_LEADER, RL_ERR_NOT_MEMBER
- * (target not a voter), RL_ERR_INVAL (target is self).
+ * (target not a voter), RL_ERR_INVAL (target is self), RL_ERR_NOMEM (the
+ * leader could not allocate the target's progress; retry later).
  */
 int rl_transfer_leadership(struct rl_node *n, rl_id target,
     rl_id *leader_out);

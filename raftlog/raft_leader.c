@@ -460,6 +460,10 @@ static void handle_append_reject(struct rl_node *n, struct rl_progress *pr,
 {
 	if (pr->state == RL_PR_SNAPSHOT)
 		return;
+	/* we never sent a prev index past our log: bogus input, which would
+	 * otherwise leave next where no append can be built (paper §5.3) */
+	if (m->index > rl_log_last(&n->log))
+		return;
 	if (pr->state == RL_PR_REPLICATE && m->index <= pr->match)
 		return; /* stale */
 	if (pr->state == RL_PR_PROBE && m->index != pr->next - 1)

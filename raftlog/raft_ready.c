@@ -269,6 +269,58 @@ static int ready_entries(struct rl_node *n, struct rl_ready *rd)
 	return RL_OK;
 }
 
+/* Does m promise that entries past durable are on stable storage? */
+static bool promises_past(const struct rl_msg *m, rl_index durable)
+{
+	if (m->type == RL_MSG_APPEND_RESP)
+		return !m->reject && m->index > durable;
+	if (m->type == RL_MSG_SNAPSHOT_RESP)
+		return m->snap_done && m->snap.index > durable;
+	return false;
+}
+
+/*
+ * Hand out the messages that wait for persistence. When the ready carries
+ * only the first ready_entries_max unstable entries, an acknowledgement may
+ * cover entries it does not persist (Figure 2: respond only after updating
+ * stable storage): such messages stay queued for the ready that persists
+ * them; the others (votes, whose hard state is in this ready, heartbeat
+ * replies, rejections, forwarded reads) go now. If memory is short every
+ * message stays queued, which is only slower.
+ */
+static void ready_msgs(struct rl_node *n, struct rl_ready *rd,
+    rl_index durable)
+{
+	struct rl_msg_vec *q = &n->out_later;
+	size_t keep = 0;
+	/* uncapped, every ack is covered (one naming entries a truncation
+	 * removed since is stale, as it would be in flight); holding it would
+	 * report a ready forever */
+	for (size_t i = 0; rd->entries_n < n->log.u.n && i < q->n; i++)
+		keep += promises_past(&q->v[i], durable);
+	if (keep == 0) {
+		rd->msgs = q->v;
+		rd->msgs_n = q->n;
+		memset(q, 0, sizeof(*q));
+		return;
+	}
+	if (keep == q->n)
+		return;
+	struct rl_msg *out = malloc((q->n - keep) * sizeof(*out));
+	if (out == NULL)
+		return;
+	size_t k = 0, w = 0;
+	for (size_t i = 0; i < q->n; i++) {
+		if (promises_past(&q->v[i], durable))
+			q->v[w++] = q->v[i];
+		else
+			out[k++] = q->v[i];
+	}
+	q->n = w;
+	rd->msgs = out;
+	rd->msgs_n = k;
+}
+
 int rl_ready(struct rl_node *n, struct rl_ready *rd)
 {
 	if (n->rd_pending)
@@ -296,10 +348,8 @@ int rl_ready(struct rl_node *n, struct rl_ready *rd)
 	    hs.term != n->prev_hs.term || hs.vote != n->prev_hs.vote;
 	rd->msgs_now = n->out_now.v;
 	rd->msgs_now_n = n->out_now.n;
-	rd->msgs = n->out_later.v;
-	rd->msgs_n = n->out_later.n;
 	memset(&n->out_now, 0, sizeof(n->out_now));
-	memset(&n->out_later, 0, sizeof(n->out_later));
+	ready_msgs(n, rd, durable);
 	rd->read_states = n->rs;
 	rd->read_states_n = n->rs_n;
 	n->rs = NULL;
