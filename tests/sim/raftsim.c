@@ -696,8 +696,8 @@ static const char usage_text[] =
 "                check outcomes only: shows whether a bug leads to a\n"
 "                visible failure, not just to a broken rule\n"
 "  --stage-slots N  snapshots a receiver stages at once (1..%u, default %u);\n"
-"                1 follows raft.h's staging rule literally, which loses a\n"
-"                snapshot being received to a stale duplicate chunk\n"
+"                chunks are staged only when rl_snapshot_chunk_wanted()\n"
+"                says the core takes them, so one slot is enough\n"
 "  --inject BUG  break the HARNESS on purpose, to show the checkers bite\n"
 "                where no injected core bug reaches: 'stale-read' answers a\n"
 "                read from the member's local state at once (no ReadIndex);\n"
@@ -778,7 +778,7 @@ static const char usage_text[] =
 static void usage(FILE *out)
 {
 	fprintf(out, usage_text, SIM_SPARES_MAX, SIM_STAGE_SLOTS,
-		SIM_STAGE_SLOTS, SIM_ELECTION_TICKS, 2 * SIM_ELECTION_TICKS,
+		SIM_STAGE_SLOTS_DEFAULT, SIM_ELECTION_TICKS, 2 * SIM_ELECTION_TICKS,
 		SIM_HEARTBEAT_TICKS, SIM_TICK_US, SIM_DRIFT_PERCENT_MIN,
 		SIM_DRIFT_PERCENT_MAX, SIM_DROP_PPM / 10000.0,
 		SIM_DUP_PPM / 10000.0, SIM_LATE_PPM / 10000.0,
@@ -858,7 +858,7 @@ static int parse_args(int argc, char **argv, struct sim_params *p,
 int main(int argc, char **argv)
 {
 	struct sim_params p = { .members = 3, .steps = 2000,
-				.stage_slots = SIM_STAGE_SLOTS };
+				.stage_slots = SIM_STAGE_SLOTS_DEFAULT };
 	uint64_t start = 1, seeds = 1;
 	if (parse_args(argc, argv, &p, &start, &seeds) != 0)
 		return 2;

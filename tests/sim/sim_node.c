@@ -632,12 +632,11 @@ static void core_error(struct sim_run *r, uint32_t i, const char *call, int rc)
 		       call, rc, rl_strerror(rc));
 }
 
-/* The receiving application's part of InstallSnapshot: stage the chunk
- * before the core sees it (raft.h, SNAPSHOTS). Staging is keyed by
- * snapshot, in a few slots: an offset-0 chunk of another snapshot starts a
- * new slot (the least recently written) instead of wiping the one being
- * received, because the core may ignore that chunk (stale term, or older
- * than what it has) and go on asking for the current snapshot. */
+/* The receiving application's part of InstallSnapshot (raft.h,
+ * SNAPSHOTS): stage a chunk before the core sees it, and only if
+ * rl_snapshot_chunk_wanted() says the core will take it. Staging is keyed
+ * by snapshot in `slots` slots (default 1, the broker's way); an offset-0
+ * chunk of another snapshot takes the least recently written slot. */
 static void stage_chunk(struct sim_node *n, const struct rl_msg *m,
 			uint32_t slots)
 {
@@ -671,7 +670,8 @@ void sim_node_deliver(struct sim_run *r, uint32_t i, const struct rl_msg *m)
 	struct sim_node *n = &r->node[i];
 	sim_tr(r, TR_DELIVER, i, (uint32_t)m->from, m->type, m->term,
 	       tr_index(m));
-	if (m->type == RL_MSG_SNAPSHOT && m->snap_len > 0)
+	if (m->type == RL_MSG_SNAPSHOT && m->snap_len > 0 &&
+	    rl_snapshot_chunk_wanted(n->core, m))
 		stage_chunk(n, m, r->p.stage_slots);
 	int rc = rl_step(n->core, m);
 	if (rc != RL_OK)

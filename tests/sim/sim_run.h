@@ -64,6 +64,7 @@ enum sim_fault_kind {
  * offset 0 of an older snapshot must not wipe the one being received (see
  * CORE_BUGS.txt, "snapshot staging"). */
 #define SIM_STAGE_SLOTS 4
+#define SIM_STAGE_SLOTS_DEFAULT 1
 
 struct sim_stage {
 	rl_index index;        /* which snapshot (index 0: slot free) */
@@ -152,8 +153,8 @@ struct sim_params {
 	/* check only outcomes: turn off the protocol-rule checks (one vote
 	 * per term, acknowledged entry kept, leader commits own term only) */
 	bool outcomes_only;
-	/* snapshot staging slots per member, 1..SIM_STAGE_SLOTS; 1 follows
-	 * raft.h literally (see CORE_BUGS.txt, "snapshot staging") */
+	/* snapshot staging slots per member, 1..SIM_STAGE_SLOTS (default 1:
+	 * raft.h's rule, staging only what rl_snapshot_chunk_wanted() takes) */
 	uint32_t stage_slots;
 	/* harness bugs injected on purpose, to prove the checkers bite where
 	 * no core bug reaches: enum sim_inject */
