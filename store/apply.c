@@ -22,7 +22,7 @@ static int st_lkey_set(struct st_wctx *w, st_lease_id lease, const uint8_t *key,
 	size_t kl, bool attach)
 {
 	uint8_t buf[8 + ST_KEY_BYTES_MAX];
-	st_put_u64(buf, (uint64_t)lease);
+	st_put_lease(buf, lease);
 	memcpy(buf + 8, key, kl);
 	MDB_val k = { 8 + kl, buf }, v = { 0, NULL };
 	int rc = attach ? mdb_put(w->txn, w->st->dbi_lkeys, &k, &v, 0)
@@ -38,11 +38,12 @@ static int st_hist_write(struct st_wctx *w, uint8_t type, const uint8_t *key,
 	const uint8_t *value, size_t vl)
 {
 	uint8_t hk[ST_HIST_KEY_BYTES_MAX], rk[12];
-	MDB_val k = { st_hist_key(hk, key, kl, w->rev), hk };
+	MDB_val k = { st_hist_key(hk, key, kl, w->rev, w->sub), hk };
 	MDB_val v = { ST_REC_HEADER_BYTES + vl, NULL };
-	int rc = mdb_put(w->txn, w->st->dbi_hist, &k, &v, MDB_RESERVE);
+	int rc = mdb_put(w->txn, w->st->dbi_hist, &k, &v,
+		MDB_RESERVE | MDB_NOOVERWRITE);
 	if (rc != 0)
-		return st_map_lmdb(rc, "hist put");
+		return rc == MDB_KEYEXIST ? ST_ERR_CORRUPT : st_map_lmdb(rc, "hist put");
 	uint8_t *p = v.mv_data;
 	p[0] = type;
 	st_put_u32(p + 1, w->sub);
@@ -93,12 +94,15 @@ int st_op_put(struct st_wctx *w, const struct st_put *req, struct st_put_resp *r
 	if (rc != 0 && rc != ST_ERR_KEY_NOT_FOUND)
 		return rc;
 	bool exists = rc == 0 && prev.type == ST_EVENT_PUT;
+	/* etcd 3.4 checks a put's lease before the key ignore_* needs (a txn
+	 * checked both against the state before it, key first, in
+	 * st_op_txn; a key missing here was deleted earlier in the txn). */
+	if (!req->ignore_lease && req->lease != 0 &&
+	    (rc = st_lease_exists(w->st, w->txn, req->lease)) != 0)
+		return rc;
 	if ((req->ignore_value || req->ignore_lease) && !exists)
 		return ST_ERR_KEY_NOT_FOUND;
 	st_lease_id lease = req->ignore_lease ? prev.lease : req->lease;
-	if (!req->ignore_lease && lease != 0 &&
-	    (rc = st_lease_exists(w->st, w->txn, lease)) != 0)
-		return rc;
 	memset(resp, 0, sizeof(*resp));
 	if (req->prev_kv && exists) {
 		resp->has_prev_kv = true;
@@ -192,7 +196,8 @@ static int st_hist_drop(struct st_wctx *w, const struct st_rec *rec)
 	uint64_t cost = rec->key_len + rec->value_len + ST_RECORD_BYTES_OVERHEAD;
 	st_put_u64(rk, (uint64_t)rec->mod);
 	st_put_u32(rk + 8, rec->sub);
-	MDB_val r = { 12, rk }, k = { st_hist_key(hk, rec->key, rec->key_len, rec->mod), hk };
+	MDB_val r = { 12, rk }, k = { st_hist_key(hk, rec->key, rec->key_len,
+		rec->mod, rec->sub), hk };
 	int rc = mdb_del(w->txn, w->st->dbi_revs, &r, NULL);
 	if (rc == 0)
 		rc = mdb_del(w->txn, w->st->dbi_hist, &k, NULL);
@@ -203,14 +208,15 @@ static int st_hist_drop(struct st_wctx *w, const struct st_rec *rec)
 	return 0;
 }
 
-/* Compaction of one record (key, rev) with old < rev <= to: drop the
+/* Compaction of one record (key, rev, sub) with old < rev <= to: drop the
  * key's record kept by the previous compaction (now superseded), drop this
- * one if a newer one <= to exists or it is a tombstone. */
+ * one if a newer one <= to exists (also a later write of the same
+ * revision) or it is a tombstone. */
 static int st_compact_rec(struct st_wctx *w, const uint8_t *key, size_t kl,
-	st_rev rev, st_rev old, st_rev to)
+	st_rev rev, uint32_t sub, st_rev old, st_rev to)
 {
 	struct st_rec rec;
-	int rc = st_hist_latest(w->st, w->txn, key, kl, rev - 1, &rec);
+	int rc = st_hist_before(w->st, w->txn, key, kl, rev, sub, &rec);
 	if (rc == 0 && rec.mod <= old)
 		rc = st_hist_drop(w, &rec);
 	if (rc != 0 && rc != ST_ERR_KEY_NOT_FOUND)
@@ -218,12 +224,12 @@ static int st_compact_rec(struct st_wctx *w, const uint8_t *key, size_t kl,
 	rc = st_hist_latest(w->st, w->txn, key, kl, to, &rec);
 	if (rc != 0)
 		return rc == ST_ERR_KEY_NOT_FOUND ? ST_ERR_CORRUPT : rc;
-	bool superseded = rec.mod != rev;
+	bool superseded = rec.mod != rev || rec.sub != sub;
 	if (superseded || rec.type == ST_EVENT_DELETE) {
 		if (superseded &&
-		    (rc = st_hist_latest(w->st, w->txn, key, kl, rev, &rec)) != 0)
-			return rc;
-		assert(rec.mod == rev);
+		    (rc = st_hist_at(w->st, w->txn, key, kl, rev, sub, &rec)) != 0)
+			return rc == ST_ERR_KEY_NOT_FOUND ? ST_ERR_CORRUPT : rc;
+		assert(rec.mod == rev && rec.sub == sub);
 		return st_hist_drop(w, &rec);
 	}
 	return 0;
@@ -254,7 +260,7 @@ int st_compact_run(struct st_wctx *w, st_rev to)
 			break;
 		size_t kl = v.mv_size;
 		memcpy(kbuf, v.mv_data, kl);
-		if ((rc = st_compact_rec(w, kbuf, kl, rev, old, to)) != 0)
+		if ((rc = st_compact_rec(w, kbuf, kl, rev, sub, old, to)) != 0)
 			break;
 		/* Deletes may have moved the cursor: seek past (rev, sub). */
 		st_put_u64(rk, (uint64_t)rev);
@@ -263,8 +269,10 @@ int st_compact_run(struct st_wctx *w, st_rev to)
 	mdb_cursor_close(cur);
 	if (rc == MDB_NOTFOUND)
 		rc = 0;
-	if (rc == 0)
+	if (rc == 0) {
 		w->meta->compact = to;
+		w->meta->flags |= ST_META_F_COMPACTED;
+	}
 	return rc > 0 ? st_map_lmdb(rc, "compact") : rc;
 }
 
@@ -285,9 +293,12 @@ static int st_v_put(st_store *st, const struct st_op *op, unsigned depth)
 		return rc;
 	if (p->value_len > st->opts.value_bytes_max)
 		return ST_ERR_TOO_LARGE;
-	if ((p->value_len && p->value == NULL) || p->lease < 0 ||
-	    (p->ignore_value && p->value_len) || (p->ignore_lease && p->lease))
+	if (p->value_len && p->value == NULL)
 		return ST_ERR_INVALID;
+	if (p->ignore_value && p->value_len)
+		return ST_ERR_VALUE_PROVIDED;
+	if (p->ignore_lease && p->lease)
+		return ST_ERR_LEASE_PROVIDED;
 	return 0;
 }
 
@@ -310,25 +321,11 @@ static int st_v_txn(st_store *st, const struct st_op *op, unsigned depth)
 	return st_txn_validate(st, &op->u.txn, depth + 1);
 }
 
-static int st_v_compact(st_store *st, const struct st_op *op, unsigned depth)
-{
-	(void)st, (void)depth;
-	return op->u.compact.revision < 0 ? ST_ERR_INVALID : 0;
-}
-
 static int st_v_grant(st_store *st, const struct st_op *op, unsigned depth)
 {
-	const struct st_lease_grant *g = &op->u.lease_grant;
 	(void)st, (void)depth;
-	if (g->id < 0 || g->ttl_s <= 0)
-		return ST_ERR_INVALID;
-	return g->ttl_s > ST_LEASE_TTL_S_MAX ? ST_ERR_LEASE_TTL_TOO_LARGE : 0;
-}
-
-static int st_v_revoke(st_store *st, const struct st_op *op, unsigned depth)
-{
-	(void)st, (void)depth;
-	return op->u.lease_revoke.id < 0 ? ST_ERR_INVALID : 0;
+	return op->u.lease_grant.ttl_s > ST_LEASE_TTL_S_MAX ?
+		ST_ERR_LEASE_TTL_TOO_LARGE : 0;
 }
 
 static int st_x_none(struct st_wctx *w, const struct st_op *op, struct st_op_resp *r)
@@ -369,10 +366,16 @@ static int st_x_compact(struct st_wctx *w, const struct st_op *op, struct st_op_
 {
 	st_rev rev = op->u.compact.revision;
 	r->type = ST_RESP_COMPACT;
-	if (rev <= w->meta->compact)
+	/* etcd: allowed down to compact(0) until the first compaction. */
+	if (rev <= st_meta_first_rev(w->meta))
 		return ST_ERR_COMPACTED;
 	if (rev > w->meta->rev)
 		return ST_ERR_FUTURE_REV;
+	if (rev <= w->meta->compact) {
+		/* compact(0) on a never-compacted store: nothing to drop */
+		w->meta->flags |= ST_META_F_COMPACTED;
+		return 0;
+	}
 	return st_compact_run(w, rev);
 }
 
@@ -386,8 +389,8 @@ static int st_x_grant(struct st_wctx *w, const struct st_op *op, struct st_op_re
 	if (g.id == 0) {
 		g.id = w->meta->lease_next > 0 ? (st_lease_id)w->meta->lease_next : 1;
 		while ((rc = st_lease_exists(w->st, w->txn, g.id)) == 0)
-			g.id++;
-		w->meta->lease_next = (uint64_t)g.id + 1;
+			g.id = g.id == INT64_MAX ? 1 : g.id + 1;
+		w->meta->lease_next = g.id == INT64_MAX ? 1 : (uint64_t)g.id + 1;
 	} else {
 		rc = st_lease_exists(w->st, w->txn, g.id);
 		if (rc == 0)
@@ -395,7 +398,7 @@ static int st_x_grant(struct st_wctx *w, const struct st_op *op, struct st_op_re
 	}
 	if (rc != ST_ERR_LEASE_NOT_FOUND)
 		return rc;
-	st_put_u64(kb, (uint64_t)g.id);
+	st_put_lease(kb, g.id);
 	st_put_u64(vb, (uint64_t)g.ttl_s);
 	MDB_val k = { 8, kb }, v = { 8, vb };
 	if ((rc = mdb_put(w->txn, w->st->dbi_lease, &k, &v, 0)) != 0)
@@ -418,7 +421,7 @@ static int st_x_revoke(struct st_wctx *w, const struct st_op *op, struct st_op_r
 		return rc;
 	memset(&keys, 0, sizeof(keys));
 	uint8_t kb[8];
-	st_put_u64(kb, (uint64_t)id);
+	st_put_lease(kb, id);
 	MDB_cursor *cur;
 	if ((rc = mdb_cursor_open(w->txn, w->st->dbi_lkeys, &cur)) != 0)
 		return st_map_lmdb(rc, "cursor");
@@ -468,9 +471,9 @@ static const struct st_op_class st_op_classes[ST_OP_TYPE_COUNT] = {
 	[ST_OP_RANGE] = { st_v_range, st_x_range, false },
 	[ST_OP_DELETE_RANGE] = { st_v_delete, st_x_delete, false },
 	[ST_OP_TXN] = { st_v_txn, st_x_txn, true },
-	[ST_OP_COMPACT] = { st_v_compact, st_x_compact, false },
+	[ST_OP_COMPACT] = { st_v_none, st_x_compact, false },
 	[ST_OP_LEASE_GRANT] = { st_v_grant, st_x_grant, false },
-	[ST_OP_LEASE_REVOKE] = { st_v_revoke, st_x_revoke, false },
+	[ST_OP_LEASE_REVOKE] = { st_v_none, st_x_revoke, false },
 };
 
 int st_op_validate(st_store *st, const struct st_op *op, unsigned depth)

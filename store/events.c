@@ -66,7 +66,7 @@ static int st_cands_of_key(MDB_cursor *cur, struct st_cands *c, const uint8_t *k
 	size_t kl, st_rev from_rev, uint32_t from_sub, st_rev *cutoff)
 {
 	uint8_t buf[ST_HIST_KEY_BYTES_MAX];
-	MDB_val k = { st_hist_key(buf, key, kl, from_rev), buf }, v;
+	MDB_val k = { st_hist_key(buf, key, kl, from_rev, 0), buf }, v;
 	const uint8_t *kcopy = NULL;
 	size_t taken = 0;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -100,11 +100,11 @@ static int st_cands_by_key(st_store *st, MDB_txn *txn, const struct st_span *spa
 	int rc = mdb_cursor_open(txn, st->dbi_hist, &cur);
 	if (rc != 0)
 		return st_map_lmdb(rc, "cursor");
-	MDB_val k = { st_hist_key(buf, span->key, span->key_len, 0), buf }, v;
+	MDB_val k = { st_hist_key(buf, span->key, span->key_len, 0, 0), buf }, v;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	while (rc == 0) {
-		size_t kl = k.mv_size - 8;
-		if (k.mv_size < 9) {
+		size_t kl = k.mv_size - ST_HIST_SUFFIX_BYTES;
+		if (k.mv_size <= ST_HIST_SUFFIX_BYTES) {
 			rc = ST_ERR_CORRUPT;
 			break;
 		}
@@ -114,7 +114,7 @@ static int st_cands_by_key(st_store *st, MDB_txn *txn, const struct st_span *spa
 		rc = st_cands_of_key(cur, c, kbuf, kl, from_rev, from_sub, &cutoff);
 		if (rc != 0 || span->single)
 			break;
-		k.mv_size = st_hist_key(buf, kbuf, kl, -1);
+		k.mv_size = st_hist_key(buf, kbuf, kl, -1, UINT32_MAX);
 		k.mv_data = buf;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	}
@@ -165,20 +165,20 @@ static int st_cands_by_rev(st_store *st, MDB_txn *txn, st_rev from_rev,
 static int st_event_make(st_store *st, MDB_txn *txn, const struct st_cand *c,
 	bool prev, struct st_mem **mem, struct st_event *ev, size_t *bytes)
 {
-	uint8_t buf[ST_HIST_KEY_BYTES_MAX];
 	struct st_rec rec;
 	int err = 0;
-	MDB_val k = { st_hist_key(buf, c->key, c->key_len, c->rev), buf }, v;
-	int rc = mdb_get(txn, st->dbi_hist, &k, &v);
+	int rc = st_hist_at(st, txn, c->key, c->key_len, c->rev, c->sub, &rec);
 	if (rc != 0)
-		return rc == MDB_NOTFOUND ? ST_ERR_CORRUPT : st_map_lmdb(rc, "event");
-	if ((rc = st_rec_parse(&k, &v, &rec)) != 0)
-		return rc;
+		return rc == ST_ERR_KEY_NOT_FOUND ? ST_ERR_CORRUPT : rc;
 	memset(ev, 0, sizeof(*ev));
 	ev->type = rec.type;
 	st_kv_from_rec(mem, &rec, false, &ev->kv, &err);
 	*bytes = rec.key_len + rec.value_len;
-	if (prev && c->rev > 1) {
+	/* etcd's watch: prev_kv is the key at rev - 1 (so two writes of one
+	 * key in one revision share it), and a PUT that creates the key has
+	 * none, even when the txn deleted a live key first. */
+	bool creates = rec.type == ST_EVENT_PUT && rec.create == rec.mod;
+	if (prev && c->rev > 1 && !creates) {
 		rc = st_hist_latest(st, txn, c->key, c->key_len, c->rev - 1, &rec);
 		if (rc == 0 && rec.type == ST_EVENT_PUT) {
 			ev->has_prev_kv = true;

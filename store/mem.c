@@ -118,8 +118,8 @@ const char *st_strerror(int err)
 	case ST_ERR_LEASE_NOT_FOUND: return "etcdserver: requested lease not found";
 	case ST_ERR_LEASE_EXISTS: return "etcdserver: lease already exists";
 	case ST_ERR_LEASE_TTL_TOO_LARGE: return "etcdserver: too large lease TTL";
-	case ST_ERR_COMPACTED: return "mvcc: required revision has been compacted";
-	case ST_ERR_FUTURE_REV: return "mvcc: required revision is a future revision";
+	case ST_ERR_COMPACTED: return "etcdserver: mvcc: required revision has been compacted";
+	case ST_ERR_FUTURE_REV: return "etcdserver: mvcc: required revision is a future revision";
 	case ST_ERR_TOO_MANY_OPS: return "etcdserver: too many operations in txn request";
 	case ST_ERR_DUPLICATE_KEY: return "etcdserver: duplicate key given in txn request";
 	case ST_ERR_NOSPACE: return "etcdserver: mvcc: database space exceeded";
@@ -132,6 +132,8 @@ const char *st_strerror(int err)
 	case ST_ERR_CORRUPT: return "raftbus: store data is corrupt";
 	case ST_ERR_TOO_MANY_COMPARES: return "raftbus: too many compares in txn request";
 	case ST_ERR_TXN_TOO_DEEP: return "raftbus: txn nested too deep";
+	case ST_ERR_VALUE_PROVIDED: return "etcdserver: value is provided";
+	case ST_ERR_LEASE_PROVIDED: return "etcdserver: lease is provided";
 	default: return "raftbus: unknown store error";
 	}
 }

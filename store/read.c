@@ -60,24 +60,34 @@ bool st_span_has(const struct st_span *span, const uint8_t *k, size_t kl)
 	return span->end == NULL || st_bytes_cmp(k, kl, span->end, span->end_len) < 0;
 }
 
-size_t st_hist_key(uint8_t *buf, const uint8_t *key, size_t key_len, st_rev rev)
+size_t st_hist_key(uint8_t *buf, const uint8_t *key, size_t key_len, st_rev rev,
+	uint32_t sub)
 {
 	assert(key_len <= ST_KEY_BYTES_MAX);
 	memcpy(buf, key, key_len);
 	st_put_u64(buf + key_len, (uint64_t)rev);
-	return key_len + 8;
+	st_put_u32(buf + key_len + 8, sub);
+	return key_len + ST_HIST_SUFFIX_BYTES;
+}
+
+st_rev st_meta_first_rev(const struct st_meta *meta)
+{
+	return (meta->flags & ST_META_F_COMPACTED) ? meta->compact : -1;
 }
 
 int st_rec_parse(const MDB_val *k, const MDB_val *v, struct st_rec *rec)
 {
 	const uint8_t *p = v->mv_data;
-	if (k->mv_size < 9 || v->mv_size < ST_REC_HEADER_BYTES || p[0] > 1)
+	if (k->mv_size <= ST_HIST_SUFFIX_BYTES || v->mv_size < ST_REC_HEADER_BYTES ||
+	    p[0] > 1)
 		return ST_ERR_CORRUPT;
 	rec->key = k->mv_data;
-	rec->key_len = k->mv_size - 8;
+	rec->key_len = k->mv_size - ST_HIST_SUFFIX_BYTES;
 	rec->mod = (st_rev)st_get_u64(rec->key + rec->key_len);
 	rec->type = p[0];
-	rec->sub = st_get_u32(p + 1);
+	rec->sub = st_get_u32(rec->key + rec->key_len + 8);
+	if (st_get_u32(p + 1) != rec->sub)
+		return ST_ERR_CORRUPT;
 	rec->create = (st_rev)st_get_u64(p + 5);
 	rec->version = (int64_t)st_get_u64(p + 13);
 	rec->lease = (st_lease_id)st_get_u64(p + 21);
@@ -86,13 +96,12 @@ int st_rec_parse(const MDB_val *k, const MDB_val *v, struct st_rec *rec)
 	return 0;
 }
 
-/* Positions cur on the newest record of key with revision <= rev. */
-static int st_hist_seek_latest(st_store *st, MDB_cursor *cur, const uint8_t *key,
-	size_t key_len, st_rev rev, struct st_rec *rec)
+/* Positions cur on the newest record of key before position (rev, sub). */
+static int st_hist_seek_before(MDB_cursor *cur, const uint8_t *key,
+	size_t key_len, st_rev rev, uint32_t sub, struct st_rec *rec)
 {
 	uint8_t buf[ST_HIST_KEY_BYTES_MAX];
-	MDB_val k = { st_hist_key(buf, key, key_len, rev + 1), buf }, v;
-	(void)st;
+	MDB_val k = { st_hist_key(buf, key, key_len, rev, sub), buf }, v;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	if (rc == MDB_NOTFOUND)
 		rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
@@ -104,21 +113,52 @@ static int st_hist_seek_latest(st_store *st, MDB_cursor *cur, const uint8_t *key
 		return st_map_lmdb(rc, "hist seek");
 	if ((rc = st_rec_parse(&k, &v, rec)) != 0)
 		return rc;
-	if (st_bytes_cmp(rec->key, rec->key_len, key, key_len) != 0 || rec->mod > rev)
+	if (st_bytes_cmp(rec->key, rec->key_len, key, key_len) != 0)
 		return ST_ERR_KEY_NOT_FOUND;
 	return 0;
 }
 
-int st_hist_latest(st_store *st, MDB_txn *txn, const uint8_t *key,
+/* Positions cur on the newest record of key with revision <= rev. */
+static int st_hist_seek_latest(MDB_cursor *cur, const uint8_t *key,
 	size_t key_len, st_rev rev, struct st_rec *rec)
+{
+	return st_hist_seek_before(cur, key, key_len, rev + 1, 0, rec);
+}
+
+int st_hist_before(st_store *st, MDB_txn *txn, const uint8_t *key,
+	size_t key_len, st_rev rev, uint32_t sub, struct st_rec *rec)
 {
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(txn, st->dbi_hist, &cur);
 	if (rc != 0)
 		return st_map_lmdb(rc, "cursor");
-	rc = st_hist_seek_latest(st, cur, key, key_len, rev, rec);
+	rc = st_hist_seek_before(cur, key, key_len, rev, sub, rec);
 	mdb_cursor_close(cur);
 	return rc;
+}
+
+int st_hist_latest(st_store *st, MDB_txn *txn, const uint8_t *key,
+	size_t key_len, st_rev rev, struct st_rec *rec)
+{
+	return st_hist_before(st, txn, key, key_len, rev + 1, 0, rec);
+}
+
+int st_hist_at(st_store *st, MDB_txn *txn, const uint8_t *key, size_t key_len,
+	st_rev rev, uint32_t sub, struct st_rec *rec)
+{
+	uint8_t buf[ST_HIST_KEY_BYTES_MAX];
+	MDB_val k = { st_hist_key(buf, key, key_len, rev, sub), buf }, v;
+	int rc = mdb_get(txn, st->dbi_hist, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return ST_ERR_KEY_NOT_FOUND;
+	if (rc != 0)
+		return st_map_lmdb(rc, "hist get");
+	if ((rc = st_rec_parse(&k, &v, rec)) != 0)
+		return rc;
+	/* mdb_get leaves k pointing at our stack buffer: point at the
+	 * caller's copy of the same bytes instead. */
+	rec->key = key;
+	return 0;
 }
 
 /* Visits each distinct user key of the span with three seeks per key (first
@@ -128,18 +168,19 @@ static int st_walk_cur(st_store *st, MDB_cursor *cur, const struct st_span *span
 	st_rev rev, st_walk_fn *fn, void *ctx)
 {
 	uint8_t buf[ST_HIST_KEY_BYTES_MAX], kbuf[ST_KEY_BYTES_MAX];
-	MDB_val k = { st_hist_key(buf, span->key, span->key_len, 0), buf }, v;
+	MDB_val k = { st_hist_key(buf, span->key, span->key_len, 0, 0), buf }, v;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	(void)st;
 
 	while (rc == 0) {
 		struct st_rec rec;
-		if (k.mv_size < 9)
+		if (k.mv_size <= ST_HIST_SUFFIX_BYTES)
 			return ST_ERR_CORRUPT;
-		size_t kl = k.mv_size - 8;
+		size_t kl = k.mv_size - ST_HIST_SUFFIX_BYTES;
 		if (!st_span_has(span, k.mv_data, kl))
 			return 0;
 		memcpy(kbuf, k.mv_data, kl);
-		rc = st_hist_seek_latest(st, cur, kbuf, kl, rev, &rec);
+		rc = st_hist_seek_latest(cur, kbuf, kl, rev, &rec);
 		if (rc == 0 && rec.type == ST_EVENT_PUT) {
 			rc = fn(ctx, &rec);
 			if (rc != 0)
@@ -149,7 +190,7 @@ static int st_walk_cur(st_store *st, MDB_cursor *cur, const struct st_span *span
 		}
 		if (span->single)
 			return 0;
-		k.mv_size = st_hist_key(buf, kbuf, kl, -1);
+		k.mv_size = st_hist_key(buf, kbuf, kl, -1, UINT32_MAX);
 		k.mv_data = buf;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	}
@@ -203,10 +244,9 @@ int st_range_validate(const struct st_range *req)
 		req->range_end_len, &span);
 	if (rc != 0)
 		return rc;
-	if (req->revision < 0 || req->limit < 0 || req->sort_target > ST_SORT_VALUE ||
-	    req->sort_order > ST_SORT_DESCEND || req->min_mod_revision < 0 ||
-	    req->max_mod_revision < 0 || req->min_create_revision < 0 ||
-	    req->max_create_revision < 0)
+	/* Negative revision/limit/filters are accepted as etcd does (see
+	 * st_range_in_txn). */
+	if (req->sort_target > ST_SORT_VALUE || req->sort_order > ST_SORT_DESCEND)
 		return ST_ERR_INVALID;
 	return 0;
 }
@@ -301,7 +341,7 @@ int st_range_in_txn(st_store *st, MDB_txn *txn, const struct st_meta *meta,
 		req->range_end_len, &span);
 	if (rc != 0)
 		return rc;
-	st_rev rev = req->revision ? req->revision : meta->rev;
+	st_rev rev = req->revision > 0 ? req->revision : meta->rev;
 	if (rev > meta->rev)
 		return ST_ERR_FUTURE_REV;
 	if (rev < meta->compact)
@@ -375,7 +415,7 @@ int st_range(st_store *st, const struct st_range *req, struct st_result *out)
 int st_lease_exists(st_store *st, MDB_txn *txn, st_lease_id id)
 {
 	uint8_t kb[8];
-	st_put_u64(kb, (uint64_t)id);
+	st_put_lease(kb, id);
 	MDB_val k = { 8, kb }, v;
 	int rc = mdb_get(txn, st->dbi_lease, &k, &v);
 	if (rc == MDB_NOTFOUND)
@@ -404,7 +444,7 @@ static int st_lease_list_txn(st_store *st, MDB_txn *txn, struct st_result *out)
 			r->leases_n + 1, sizeof(*r->leases))) != 0)
 			break;
 		r->leases[r->leases_n++] = (struct st_lease_info){
-			(st_lease_id)st_get_u64(k.mv_data),
+			st_get_lease(k.mv_data),
 			(int64_t)st_get_u64(v.mv_data) };
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
@@ -443,7 +483,7 @@ static int st_lease_keys(st_store *st, MDB_txn *txn, st_lease_id id,
 	uint8_t kb[8];
 	size_t cap = 0;
 	MDB_cursor *cur;
-	st_put_u64(kb, (uint64_t)id);
+	st_put_lease(kb, id);
 	MDB_val k = { 8, kb }, v;
 	int rc = mdb_cursor_open(txn, st->dbi_lkeys, &cur);
 	if (rc != 0)
@@ -479,7 +519,7 @@ int st_lease_ttl(st_store *st, st_lease_id id, bool with_keys,
 		rc = st_meta_read(st, txn, &meta);
 		out->revision = rc == 0 ? meta.rev : 0;
 		uint8_t kb[8];
-		st_put_u64(kb, (uint64_t)id);
+		st_put_lease(kb, id);
 		MDB_val k = { 8, kb }, v;
 		if (rc == 0) {
 			rc = mdb_get(txn, st->dbi_lease, &k, &v);

@@ -5,14 +5,20 @@
  *
  * On-disk layout (named LMDB databases, all integers big-endian):
  *   meta   "meta" -> struct st_meta as 9 x u64
- *   hist   userkey || rev(8)  -> rec: type(1) sub(4) create(8) version(8)
- *                                lease(8) value...   (custom comparator: user
- *                                key first, then revision)
+ *   hist   userkey || rev(8) || sub(4) -> rec: type(1) sub(4) create(8)
+ *                                version(8) lease(8) value...   (custom
+ *                                comparator: user key first, then revision,
+ *                                then sub)
  *   revs   rev(8) || sub(4)   -> userkey (the by-revision index)
- *   lease  id(8)              -> ttl_s(8)
- *   lkeys  id(8) || userkey   -> "" (keys attached to a lease)
- * A key's current state is its newest hist record; a DELETE record is a
- * tombstone. Nothing physical (page usage, map size) enters the state.
+ *   lease  lid(8)             -> ttl_s(8)
+ *   lkeys  lid(8) || userkey  -> "" (keys attached to a lease)
+ * `sub` is the position of a write within its revision (etcd's sub-revision):
+ * one key may be written more than once in one revision (sibling nested txns
+ * put and then delete it), and every write is its own history record. `lid`
+ * is a lease id with its sign bit flipped, so that the ids (negative ones are
+ * allowed, as in etcd) sort in numeric order. A key's current state is its
+ * newest hist record; a DELETE record is a tombstone. Nothing physical (page
+ * usage, map size) enters the state.
  */
 #ifndef ST_INTERNAL_H
 #define ST_INTERNAL_H
@@ -22,9 +28,11 @@
 
 #include "store.h"
 
-#define ST_FORMAT_VERSION 1u
+#define ST_FORMAT_VERSION 2u
 #define ST_REC_HEADER_BYTES 29u
-#define ST_HIST_KEY_BYTES_MAX (ST_KEY_BYTES_MAX + 8u)
+#define ST_HIST_KEY_BYTES_MAX (ST_KEY_BYTES_MAX + 12u)
+/* Bytes a hist key adds to the user key: rev(8) || sub(4). */
+#define ST_HIST_SUFFIX_BYTES 12u
 /* Internal only: MDB_MAP_FULL seen; st_apply grows the map and retries. */
 #define ST__ERR_MAP_FULL (-1000)
 
@@ -40,8 +48,11 @@ struct st_meta {
 	uint64_t lease_next;
 	uint64_t keys;
 	uint64_t leases;
-	uint64_t reserved;
+	uint64_t flags;          /* ST_META_F_* */
 };
+/* A compaction has succeeded at least once (etcd's compactMainRev is then
+ * `compact`; before it, it is -1, so compact(0) is still allowed). */
+#define ST_META_F_COMPACTED 1u
 #define ST_META_BYTES (9u * 8u)
 
 struct st_store {
@@ -62,7 +73,7 @@ struct st_rec {
 	uint8_t type;            /* enum st_event_type */
 	uint32_t sub;
 	st_rev create;
-	st_rev mod;
+	st_rev mod;              /* the record's revision */
 	int64_t version;
 	st_lease_id lease;
 	const uint8_t *key;
@@ -111,16 +122,29 @@ int st_meta_write(st_store *st, MDB_txn *txn, const struct st_meta *meta);
 int st_read_begin(st_store *st, MDB_txn **txn);
 void st_read_end(st_store *st, MDB_txn *txn);
 int st_bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
+/* Lease ids as LMDB key bytes (sign bit flipped: numeric order). */
+void st_put_lease(uint8_t *p, st_lease_id id);
+st_lease_id st_get_lease(const uint8_t *p);
 
 /* ---- read.c ---- */
 int st_span_make(const uint8_t *key, size_t key_len, const uint8_t *end,
 	size_t end_len, struct st_span *span);
 bool st_span_has(const struct st_span *span, const uint8_t *k, size_t kl);
-size_t st_hist_key(uint8_t *buf, const uint8_t *key, size_t key_len, st_rev rev);
+size_t st_hist_key(uint8_t *buf, const uint8_t *key, size_t key_len, st_rev rev,
+	uint32_t sub);
 int st_rec_parse(const MDB_val *k, const MDB_val *v, struct st_rec *rec);
-/* Newest record of key with revision <= rev (PUT or DELETE); ST_ERR_KEY_NOT_FOUND if none. */
+/* Newest record of key with revision <= rev (PUT or DELETE; the last write
+ * of that revision); ST_ERR_KEY_NOT_FOUND if none. */
 int st_hist_latest(st_store *st, MDB_txn *txn, const uint8_t *key,
 	size_t key_len, st_rev rev, struct st_rec *rec);
+/* Newest record of key strictly before position (rev, sub). */
+int st_hist_before(st_store *st, MDB_txn *txn, const uint8_t *key,
+	size_t key_len, st_rev rev, uint32_t sub, struct st_rec *rec);
+/* The record of key at exactly (rev, sub); ST_ERR_KEY_NOT_FOUND if none. */
+int st_hist_at(st_store *st, MDB_txn *txn, const uint8_t *key, size_t key_len,
+	st_rev rev, uint32_t sub, struct st_rec *rec);
+/* etcd's compactMainRev: -1 until the first compaction. */
+st_rev st_meta_first_rev(const struct st_meta *meta);
 typedef int st_walk_fn(void *ctx, const struct st_rec *rec);
 /* Calls fn for each key in span alive at rev, in key order; fn returns 0 to
  * continue, 1 to stop, < 0 for an error. */

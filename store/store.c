@@ -59,6 +59,16 @@ int st_bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 	return al < bl ? -1 : (al > bl ? 1 : 0);
 }
 
+void st_put_lease(uint8_t *p, st_lease_id id)
+{
+	st_put_u64(p, (uint64_t)id ^ (1ull << 63));
+}
+
+st_lease_id st_get_lease(const uint8_t *p)
+{
+	return (st_lease_id)(st_get_u64(p) ^ (1ull << 63));
+}
+
 int st_map_lmdb(int rc, const char *what)
 {
 	switch (rc) {
@@ -78,17 +88,20 @@ int st_map_lmdb(int rc, const char *what)
 	}
 }
 
-/* The history key is userkey || rev(8): order by user key bytes (shorter
- * first on a common prefix), then by revision. Plain memcmp would put
- * "a" rev 9 after "a\0" rev 1, mixing keys that are prefixes of others. */
+/* The history key is userkey || rev(8) || sub(4): order by user key bytes
+ * (shorter first on a common prefix), then by revision and sub. Plain
+ * memcmp would put "a" rev 9 after "a\0" rev 1, mixing keys that are
+ * prefixes of others. */
 static int st_hist_cmp(const MDB_val *a, const MDB_val *b)
 {
-	assert(a->mv_size >= 8 && b->mv_size >= 8);
-	int c = st_bytes_cmp(a->mv_data, a->mv_size - 8, b->mv_data, b->mv_size - 8);
+	const size_t sfx = ST_HIST_SUFFIX_BYTES;
+	assert(a->mv_size >= sfx && b->mv_size >= sfx);
+	int c = st_bytes_cmp(a->mv_data, a->mv_size - sfx, b->mv_data,
+		b->mv_size - sfx);
 	if (c != 0)
 		return c;
-	return memcmp((const uint8_t *)a->mv_data + a->mv_size - 8,
-		(const uint8_t *)b->mv_data + b->mv_size - 8, 8);
+	return memcmp((const uint8_t *)a->mv_data + a->mv_size - sfx,
+		(const uint8_t *)b->mv_data + b->mv_size - sfx, sfx);
 }
 
 int st_meta_read(st_store *st, MDB_txn *txn, struct st_meta *meta)
@@ -116,7 +129,7 @@ int st_meta_write(st_store *st, MDB_txn *txn, const struct st_meta *meta)
 	uint8_t buf[ST_META_BYTES];
 	const uint64_t f[9] = { meta->format, (uint64_t)meta->rev,
 		(uint64_t)meta->compact, meta->applied, meta->size,
-		meta->lease_next, meta->keys, meta->leases, meta->reserved };
+		meta->lease_next, meta->keys, meta->leases, meta->flags };
 	for (int i = 0; i < 9; i++)
 		st_put_u64(buf + 8 * i, f[i]);
 	MDB_val k = { 4, "meta" }, v = { sizeof(buf), buf };

@@ -48,11 +48,15 @@ typedef uint64_t st_index;   /* Raft log index of an applied entry */
 #define ST_VALUE_BYTES_MAX_DEFAULT (1536u * 1024u)
 /* Hard ceiling for st_options.value_bytes_max. */
 #define ST_VALUE_BYTES_MAX_LIMIT (64u * 1024u * 1024u)
-/* Ops in one branch of a txn (success or failure; etcd's --max-txn-ops).
- * The larger branch counts; nested txns count as one op of their parent. */
+/* etcd's --max-txn-ops (etcd 3.4 checkTxnRequest): a txn's count is
+ * max(compares, success ops, failure ops) and must be <= its budget, which
+ * is ST_TXN_OPS_MAX for a top-level txn; a nested txn's budget is its
+ * parent's budget minus the parent's count (so [range, txn{126 ops}] is
+ * fine and [range, txn{127 ops}] is ST_ERR_TOO_MANY_OPS). */
 #define ST_TXN_OPS_MAX 128u
-/* Compares in one txn. */
-#define ST_TXN_COMPARES_MAX 128u
+/* Compares in one txn: the same limit (compares count against the budget
+ * above); kept as a name for the API's sake. */
+#define ST_TXN_COMPARES_MAX ST_TXN_OPS_MAX
 /* Nesting depth of txns inside txns (a top-level txn is depth 1). */
 #define ST_TXN_DEPTH_MAX 8u
 /* Largest encoded op accepted by st_op_decode(). */
@@ -85,7 +89,7 @@ typedef uint64_t st_index;   /* Raft log index of an applied entry */
 
 enum st_err {
 	ST_OK = 0,
-	ST_ERR_INVALID = -1,          /* malformed request (bad flag, negative limit, ...) */
+	ST_ERR_INVALID = -1,          /* malformed request (bad enum value, NULL pointer, ...) */
 	ST_ERR_EMPTY_KEY = -2,        /* "etcdserver: key is not provided" */
 	ST_ERR_KEY_TOO_LONG = -3,     /* key longer than ST_KEY_BYTES_MAX */
 	ST_ERR_TOO_LARGE = -4,        /* "etcdserver: request is too large" (value) */
@@ -93,9 +97,10 @@ enum st_err {
 	ST_ERR_LEASE_NOT_FOUND = -6,  /* "etcdserver: requested lease not found" */
 	ST_ERR_LEASE_EXISTS = -7,     /* "etcdserver: lease already exists" */
 	ST_ERR_LEASE_TTL_TOO_LARGE = -8, /* "etcdserver: too large lease TTL" */
-	ST_ERR_COMPACTED = -9,        /* "mvcc: required revision has been compacted" */
-	ST_ERR_FUTURE_REV = -10,      /* "mvcc: required revision is a future revision" */
-	ST_ERR_TOO_MANY_OPS = -11,    /* "etcdserver: too many operations in txn request" */
+	ST_ERR_COMPACTED = -9,        /* "etcdserver: mvcc: required revision has been compacted" */
+	ST_ERR_FUTURE_REV = -10,      /* "etcdserver: mvcc: required revision is a future revision" */
+	ST_ERR_TOO_MANY_OPS = -11,    /* "etcdserver: too many operations in txn request"
+	                               * (ops or compares over the budget) */
 	ST_ERR_DUPLICATE_KEY = -12,   /* "etcdserver: duplicate key given in txn request" */
 	ST_ERR_NOSPACE = -13,         /* "etcdserver: mvcc: database space exceeded" */
 	ST_ERR_UNKNOWN_OP = -14,      /* op type not known to this version */
@@ -105,8 +110,14 @@ enum st_err {
 	ST_ERR_IO = -18,              /* I/O error from LMDB/the OS: stop the member */
 	ST_ERR_DISK_FULL = -19,       /* ENOSPC or map cannot grow: stop the member */
 	ST_ERR_CORRUPT = -20,         /* store or snapshot file is not a valid store */
-	ST_ERR_TOO_MANY_COMPARES = -21, /* more than ST_TXN_COMPARES_MAX compares */
+	ST_ERR_TOO_MANY_COMPARES = -21, /* no longer returned (too many compares is
+	                               * ST_ERR_TOO_MANY_OPS, as in etcd); kept so
+	                               * that the numbers stay stable */
 	ST_ERR_TXN_TOO_DEEP = -22,    /* txns nested deeper than ST_TXN_DEPTH_MAX */
+	ST_ERR_VALUE_PROVIDED = -23,  /* "etcdserver: value is provided" (put
+	                               * ignore_value with a value) */
+	ST_ERR_LEASE_PROVIDED = -24,  /* "etcdserver: lease is provided" (put
+	                               * ignore_lease with a lease) */
 };
 
 /* Text for an st_err (static storage; never NULL; unknown codes get a
@@ -137,15 +148,20 @@ enum st_op_type {
  * key = P, range_end = P with its last byte + 1 (see st_prefix_end()).
  * A range_end <= key (other than "\0") is an empty range, as in etcd. */
 
+/* A put outside a txn checks its lease (must exist unless 0) before the
+ * key that ignore_* needs, like etcd 3.4's Put; inside a txn see st_txn. */
 struct st_put {
 	const uint8_t *key;
 	size_t key_len;          /* 1..ST_KEY_BYTES_MAX */
 	const uint8_t *value;
 	size_t value_len;        /* 0..value_bytes_max */
-	st_lease_id lease;       /* 0 = detach from any lease */
+	st_lease_id lease;       /* 0 = detach from any lease; any other id
+	                          * (negative too) must name a granted lease */
 	bool prev_kv;            /* return the previous kv */
-	bool ignore_value;       /* keep the current value (key must exist) */
-	bool ignore_lease;       /* keep the current lease (key must exist) */
+	bool ignore_value;       /* keep the current value (key must exist);
+	                          * with value_len > 0: ST_ERR_VALUE_PROVIDED */
+	bool ignore_lease;       /* keep the current lease (key must exist);
+	                          * with lease != 0: ST_ERR_LEASE_PROVIDED */
 };
 
 enum st_sort_target {
@@ -155,23 +171,28 @@ enum st_sort_target {
 enum st_sort_order { ST_SORT_NONE = 0, ST_SORT_ASCEND = 1, ST_SORT_DESCEND = 2 };
 
 /* etcd 3.4 apply.go semantics: if sort_order != NONE or any min/max filter is
- * set, all keys are fetched, filtered, sorted, then cut to limit (more = cut).
- * Otherwise limit+1 keys are fetched in key order to compute `more`, and if
- * sort_target != KEY they are then sorted ascending. Ties in a sort keep key
- * order. count = keys in the range at that revision, ignoring limit and the
- * min/max filters. */
+ * nonzero, all keys are fetched, filtered, sorted, then cut to limit (more =
+ * cut). Otherwise limit+1 keys are fetched in key order to compute `more`,
+ * and if sort_target != KEY they are then sorted ascending. Ties in a sort
+ * keep key order. count = keys in the range at that revision, ignoring limit
+ * and the min/max filters. Negative numbers are accepted as etcd accepts
+ * them: revision <= 0 reads the current revision (but see st_txn for a
+ * negative revision inside a txn), limit <= 0 means no limit, and a nonzero
+ * filter is a plain comparison (mod < min_mod_revision drops a kv, so a
+ * negative minimum drops nothing; mod > max_mod_revision drops it, so a
+ * negative maximum drops everything; the same for create). */
 struct st_range {
 	const uint8_t *key;
 	size_t key_len;          /* 1..ST_KEY_BYTES_MAX */
 	const uint8_t *range_end;
 	size_t range_end_len;    /* 0..ST_KEY_BYTES_MAX */
-	st_rev revision;         /* 0 = current; < 0 is ST_ERR_INVALID */
-	int64_t limit;           /* 0 = no limit; < 0 is ST_ERR_INVALID */
-	uint8_t sort_target;     /* enum st_sort_target */
-	uint8_t sort_order;      /* enum st_sort_order */
+	st_rev revision;         /* <= 0 = current */
+	int64_t limit;           /* <= 0 = no limit */
+	uint8_t sort_target;     /* enum st_sort_target (else ST_ERR_INVALID) */
+	uint8_t sort_order;      /* enum st_sort_order (else ST_ERR_INVALID) */
 	bool keys_only;          /* values returned empty */
 	bool count_only;         /* no kvs, only count */
-	st_rev min_mod_revision; /* 0 = no filter; all four must be >= 0 */
+	st_rev min_mod_revision; /* 0 = no filter */
 	st_rev max_mod_revision;
 	st_rev min_create_revision;
 	st_rev max_create_revision;
@@ -212,11 +233,35 @@ struct st_compare {
 struct st_op;
 
 /* A txn: if all compares hold, run `success`, else `failure`. Allowed ops:
- * PUT, RANGE, DELETE_RANGE, TXN. A branch may not write one key twice (two
- * puts, or a put inside a delete's range, including nested txns' branches):
- * ST_ERR_DUPLICATE_KEY. Ranges see the txn's earlier writes. All writes
- * share one revision; a txn that writes nothing does not bump it. Any op
- * error (lease not found, ...) fails the whole txn with nothing changed. */
+ * PUT, RANGE, DELETE_RANGE, TXN. Steps, in etcd 3.4's order (the first
+ * error fails the whole txn with nothing changed):
+ *  1. Shape: the op budget (ST_TXN_OPS_MAX), nesting (ST_TXN_DEPTH_MAX),
+ *     then compares, success ops and failure ops are validated in order.
+ *  2. Duplicate keys (etcd's checkIntervals), per branch, nested txns
+ *     included: ST_ERR_DUPLICATE_KEY when a put names a key already put on
+ *     the same path (the two branches of one nested txn are exclusive), or
+ *     a key inside a delete of its own level or of an EARLIER sibling
+ *     nested txn. A delete whose range_end is "\0" never conflicts (etcd
+ *     builds the empty interval [key, "\0") for it), and a nested txn's
+ *     put is never compared with a LATER sibling's delete; so one key can
+ *     be written more than once in one txn (see below).
+ *  3. Compares along the taken path, all against the state before the txn.
+ *  4. Every put of the taken path, in order, against the state before the
+ *     txn: the key must exist if ignore_* is set (ST_ERR_KEY_NOT_FOUND),
+ *     then the lease must exist (ST_ERR_LEASE_NOT_FOUND).
+ *  5. Every range of the taken path, in order: revision 0 is fine; else
+ *     revision > the revision before the txn is ST_ERR_FUTURE_REV, and
+ *     revision < etcd's compactMainRev (the compact revision, or -1 before
+ *     the first compaction: see st_compact) is ST_ERR_COMPACTED, so a
+ *     negative revision fails once the store was ever compacted.
+ *  6. The ops run in order; a range with revision 0 sees the txn's earlier
+ *     writes. All writes share one revision; a txn that writes nothing does
+ *     not bump it. A put with ignore_* of a key that an earlier "\0"-ended
+ *     delete of the same txn removed fails here with ST_ERR_KEY_NOT_FOUND
+ *     and nothing changed (etcd 3.4.23 itself panics on that txn).
+ * A key written more than once in one revision (put then delete, delete
+ * then put) gives one event per write, in op order (st_events), and its
+ * state at that revision is its last write. */
 struct st_txn {
 	const struct st_compare *compares;
 	size_t compares_n;       /* 0..ST_TXN_COMPARES_MAX */
@@ -228,19 +273,27 @@ struct st_txn {
 
 /* Drop history below `revision`. Keeps, per key, the newest version at or
  * below `revision` unless it is a tombstone. Errors: ST_ERR_COMPACTED when
- * revision <= the compact revision, ST_ERR_FUTURE_REV when above the
+ * revision <= etcd's compactMainRev, which is -1 until the first successful
+ * compaction and the compact revision after it (so on a never-compacted
+ * store compact(0) succeeds once, changing nothing but that, and
+ * compact(-1) is ST_ERR_COMPACTED); ST_ERR_FUTURE_REV when above the
  * current revision. Does not bump the revision. The whole compaction is
  * one LMDB transaction: compacting hundreds of thousands of records at
  * once can exceed LMDB's dirty-page limit (ST_ERR_IO); compact in steps. */
 struct st_compact { st_rev revision; };
 
 /* id 0 = choose one: the smallest unused id >= a counter kept in the store
- * (deterministic; never 0). ttl_s in 1..ST_LEASE_TTL_S_MAX. The store keeps
- * the granted TTL only: expiry is decided outside and applied as a revoke. */
+ * (deterministic; always > 0); any other id, negative ones too, is used as
+ * given. ttl_s <= ST_LEASE_TTL_S_MAX (else ST_ERR_LEASE_TTL_TOO_LARGE); any
+ * smaller value, 0 and negative included, is accepted and recorded as
+ * given: etcd's server raises a TTL below its minimum (2 s with default
+ * election settings) BEFORE proposing, so the broker must do that too
+ * before it builds this op. The store keeps the granted TTL only: expiry is
+ * decided outside and applied as a revoke. */
 struct st_lease_grant { st_lease_id id; int64_t ttl_s; };
 
 /* Deletes every key attached to the lease in ONE revision (none: no bump),
- * then the lease. */
+ * then the lease. Any id; one not granted is ST_ERR_LEASE_NOT_FOUND. */
 struct st_lease_revoke { st_lease_id id; };
 
 /* The tagged union applied by st_apply() and carried in Raft entries. */
@@ -261,14 +314,15 @@ struct st_op {
  * ST_ERR_DISK_FULL, ST_ERR_NOMEM, ST_ERR_CORRUPT that abort the batch):
  *   any op        ST_ERR_UNKNOWN_OP, ST_ERR_INVALID, ST_ERR_EMPTY_KEY,
  *                 ST_ERR_KEY_TOO_LONG (validation, nothing touched)
- *   PUT           ST_ERR_TOO_LARGE, ST_ERR_NOSPACE, ST_ERR_KEY_NOT_FOUND
- *                 (ignore_*), ST_ERR_LEASE_NOT_FOUND
+ *   PUT           ST_ERR_TOO_LARGE, ST_ERR_VALUE_PROVIDED,
+ *                 ST_ERR_LEASE_PROVIDED, ST_ERR_NOSPACE,
+ *                 ST_ERR_LEASE_NOT_FOUND, then ST_ERR_KEY_NOT_FOUND (ignore_*)
  *   RANGE         ST_ERR_COMPACTED, ST_ERR_FUTURE_REV
  *   DELETE_RANGE  none
- *   TXN           ST_ERR_TOO_MANY_OPS, ST_ERR_TOO_MANY_COMPARES,
- *                 ST_ERR_TXN_TOO_DEEP, ST_ERR_DUPLICATE_KEY, ST_ERR_NOSPACE
- *                 (if it contains a put), and any error of its ops (the
- *                 whole txn then changes nothing)
+ *   TXN           ST_ERR_TOO_MANY_OPS, ST_ERR_TXN_TOO_DEEP,
+ *                 ST_ERR_DUPLICATE_KEY, ST_ERR_NOSPACE (if it contains a
+ *                 put), and any error of its ops in the order st_txn
+ *                 gives (the whole txn then changes nothing)
  *   COMPACT       ST_ERR_COMPACTED, ST_ERR_FUTURE_REV
  *   LEASE_GRANT   ST_ERR_LEASE_EXISTS, ST_ERR_LEASE_TTL_TOO_LARGE,
  *                 ST_ERR_NOSPACE
@@ -321,8 +375,11 @@ struct st_lease_grant_resp { st_lease_id id; int64_t ttl_s; };
 enum st_event_type { ST_EVENT_PUT = 0, ST_EVENT_DELETE = 1 };
 
 /* A DELETE event's kv has key and mod_revision (the delete's revision) set,
- * everything else 0. prev_kv is the key's previous version if asked and not
- * compacted away. */
+ * everything else 0. prev_kv (if asked) is, as in etcd's watch, the key's
+ * version at mod_revision - 1: two writes of one key in one revision both
+ * get the version from before that revision, and a PUT that creates the
+ * key (create_revision == mod_revision) has none, even when the same txn
+ * deleted a live version of it first. */
 struct st_event {
 	uint8_t type;            /* enum st_event_type */
 	struct st_kv kv;
@@ -347,7 +404,7 @@ struct st_events_resp {
 struct st_lease_info { st_lease_id id; int64_t ttl_s; };
 
 struct st_lease_list_resp {
-	struct st_lease_info *leases; /* ascending id */
+	struct st_lease_info *leases; /* ascending (signed) id */
 	size_t leases_n;
 };
 
@@ -451,7 +508,7 @@ void st_close(st_store *st);
 int st_apply(st_store *st, const struct st_entry *entries, size_t n,
 	struct st_result *results);
 
-/* Reads a range at req->revision (0 = current). Errors (also in out->err):
+/* Reads a range at req->revision (<= 0 = current). Errors (also in out->err):
  * ST_ERR_COMPACTED (revision < compact revision; out->compact_revision
  * says which), ST_ERR_FUTURE_REV, ST_ERR_INVALID, ST_ERR_EMPTY_KEY,
  * ST_ERR_KEY_TOO_LONG, ST_ERR_IO, ST_ERR_NOMEM. Any thread. */
@@ -478,13 +535,23 @@ struct st_events_req {
  * split_revision is set). A small range is read through the by-key history
  * index, so its cost does not depend on other keys' history. Errors:
  * ST_ERR_COMPACTED when from_rev <= compact revision (out->compact_revision
- * set), ST_ERR_FUTURE_REV when from_rev > revision + 1, ST_ERR_INVALID,
- * ST_ERR_EMPTY_KEY, ST_ERR_KEY_TOO_LONG, ST_ERR_IO, ST_ERR_NOMEM. Any
- * thread. */
+ * set), ST_ERR_FUTURE_REV when from_rev > revision + 1, ST_ERR_INVALID
+ * (from_rev < 0, events_max too large), ST_ERR_EMPTY_KEY,
+ * ST_ERR_KEY_TOO_LONG, ST_ERR_IO, ST_ERR_NOMEM. Any thread.
+ *
+ * Deliberate difference from etcd 3.4: etcd replays a watch that starts AT
+ * the compact revision (only start_revision < compact revision is
+ * cancelled), but compaction may already have removed events of that very
+ * revision (a delete tombstone at exactly the compact revision is dropped),
+ * so such a replay can be silently incomplete. The store refuses from_rev
+ * <= compact revision with ST_ERR_COMPACTED instead; the broker's watch
+ * answers that with "cancelled, compacted" (the project's watch contract:
+ * a start at or below the compact revision is cancelled with compacted). */
 int st_events(st_store *st, const struct st_events_req *req,
 	struct st_result *out);
 
-/* Lists all leases (ascending id), response type ST_RESP_LEASE_LIST.
+/* Lists all leases (ascending id, negative ids first), response type
+ * ST_RESP_LEASE_LIST.
  * Errors: ST_ERR_IO, ST_ERR_NOMEM. Any thread. */
 int st_lease_list(st_store *st, struct st_result *out);
 

@@ -1,9 +1,11 @@
 /*
- * txn.c - etcd v3 transactions: static checks (op counts, nesting, the
- * duplicate-key rule of etcd 3.4's checkIntervals), compare evaluation and
- * execution of the chosen branches. All compares along the taken path are
- * evaluated against the state before the txn (etcd 3.4 compareToPath); the
- * ops then run in order, sharing one revision.
+ * txn.c - etcd v3 transactions: static checks (op budget, nesting, the
+ * duplicate-key rule of etcd 3.4's checkIntervals), compare evaluation,
+ * the checks etcd makes before applying (puts, then ranges, of the taken
+ * path, against the state before the txn) and execution of the chosen
+ * branches. All compares along the taken path are evaluated against the
+ * state before the txn (etcd 3.4 compareToPath); the ops then run in order,
+ * sharing one revision.
  */
 #include <assert.h>
 #include <string.h>
@@ -82,7 +84,10 @@ static int st_check_child(struct st_mem **m, const struct st_txn *t,
 		if ((st_wset_has_put(&older, p->key, p->key_len) && !in_then) ||
 		    st_wset_in_dels(s, p->key, p->key_len))
 			return ST_ERR_DUPLICATE_KEY;
-		rc = st_wset_add_put(m, s, p->key, p->key_len);
+		/* a set, as etcd's map: a key of both branches is listed once,
+		 * or the grandparent would see it twice and call it a duplicate */
+		if (!in_then)
+			rc = st_wset_add_put(m, s, p->key, p->key_len);
 	}
 	for (size_t i = 0; rc == 0 && i < then.dels_n; i++)
 		rc = st_wset_add_del(m, s, &then.dels[i]);
@@ -101,7 +106,9 @@ static int st_check_intervals(struct st_mem **m, const struct st_op *ops,
 		if (ops[i].type != ST_OP_DELETE_RANGE)
 			continue;
 		rc = st_span_make(d->key, d->key_len, d->range_end, d->range_end_len, &span);
-		if (rc == 0)
+		/* etcd 3.4 builds the interval [key, "\0") for a range_end of
+		 * "\0": it is empty, so such a delete never conflicts. */
+		if (rc == 0 && (span.single || span.end != NULL))
 			rc = st_wset_add_del(m, out, &span);
 	}
 	for (size_t i = 0; rc == 0 && i < n; i++)
@@ -131,32 +138,45 @@ static int st_compare_validate(const struct st_compare *c)
 	return 0;
 }
 
+static int st_txn_check_shape(st_store *st, const struct st_txn *t,
+	unsigned depth, size_t budget);
+
 static int st_branch_validate(st_store *st, const struct st_op *ops, size_t n,
-	unsigned depth)
+	unsigned depth, size_t budget)
 {
-	if (n > ST_TXN_OPS_MAX)
-		return ST_ERR_TOO_MANY_OPS;
 	if (n && ops == NULL)
 		return ST_ERR_INVALID;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t t = ops[i].type;
+		int rc;
 		if (t != ST_OP_PUT && t != ST_OP_RANGE && t != ST_OP_DELETE_RANGE &&
 		    t != ST_OP_TXN)
 			return t >= ST_OP_TYPE_COUNT ? ST_ERR_UNKNOWN_OP : ST_ERR_INVALID;
-		int rc = st_op_validate(st, &ops[i], depth);
+		if (t == ST_OP_TXN)
+			rc = st_txn_check_shape(st, &ops[i].u.txn, depth + 1, budget);
+		else
+			rc = st_op_validate(st, &ops[i], depth);
 		if (rc != 0)
 			return rc;
 	}
 	return 0;
 }
 
-int st_txn_validate(st_store *st, const struct st_txn *t, unsigned depth)
+/* etcd 3.4 checkTxnRequest: a txn's count is max(compares, success ops,
+ * failure ops) and must be <= its budget; its nested txns get the budget
+ * minus that count. Then compares, success ops and failure ops are
+ * validated in that order. */
+static int st_txn_check_shape(st_store *st, const struct st_txn *t,
+	unsigned depth, size_t budget)
 {
 	if (depth > ST_TXN_DEPTH_MAX)
 		return ST_ERR_TXN_TOO_DEEP;
-	if (t->compares_n > ST_TXN_COMPARES_MAX)
-		return ST_ERR_TOO_MANY_COMPARES;
-	if (t->success_n > ST_TXN_OPS_MAX || t->failure_n > ST_TXN_OPS_MAX)
+	size_t count = t->compares_n;
+	if (t->success_n > count)
+		count = t->success_n;
+	if (t->failure_n > count)
+		count = t->failure_n;
+	if (count > budget)
 		return ST_ERR_TOO_MANY_OPS;
 	if (t->compares_n && t->compares == NULL)
 		return ST_ERR_INVALID;
@@ -165,9 +185,17 @@ int st_txn_validate(st_store *st, const struct st_txn *t, unsigned depth)
 		if (rc != 0)
 			return rc;
 	}
-	int rc = st_branch_validate(st, t->success, t->success_n, depth);
+	int rc = st_branch_validate(st, t->success, t->success_n, depth,
+		budget - count);
 	if (rc == 0)
-		rc = st_branch_validate(st, t->failure, t->failure_n, depth);
+		rc = st_branch_validate(st, t->failure, t->failure_n, depth,
+			budget - count);
+	return rc;
+}
+
+int st_txn_validate(st_store *st, const struct st_txn *t, unsigned depth)
+{
+	int rc = st_txn_check_shape(st, t, depth, ST_TXN_OPS_MAX);
 	if (rc != 0 || depth != 1)
 		return rc;
 	/* The duplicate rule is checked once, from the top (it recurses). */
@@ -281,6 +309,59 @@ static int st_path_build(struct st_wctx *w, const struct st_txn *t, struct st_pa
 	return rc;
 }
 
+/* etcd 3.4 checkRequestPut, against the state before the txn: a key that
+ * ignore_* needs must exist, then the lease must exist. */
+static int st_precheck_put(struct st_wctx *w, const struct st_put *p)
+{
+	if (p->ignore_value || p->ignore_lease) {
+		struct st_rec rec;
+		int rc = st_hist_latest(w->st, w->txn, p->key, p->key_len,
+			w->meta->rev, &rec);
+		if (rc == ST_ERR_KEY_NOT_FOUND || (rc == 0 && rec.type != ST_EVENT_PUT))
+			return ST_ERR_KEY_NOT_FOUND;
+		if (rc != 0)
+			return rc;
+	}
+	return p->lease != 0 ? st_lease_exists(w->st, w->txn, p->lease) : 0;
+}
+
+/* etcd 3.4 checkRequestRange: revision 0 reads the txn's own view; any
+ * other must lie in [compactMainRev, revision before the txn] (so a
+ * negative one is "compacted" once the store was ever compacted). */
+static int st_precheck_range(const struct st_wctx *w, const struct st_range *r)
+{
+	if (r->revision == 0)
+		return 0;
+	if (r->revision > w->meta->rev)
+		return ST_ERR_FUTURE_REV;
+	if (r->revision < st_meta_first_rev(w->meta))
+		return ST_ERR_COMPACTED;
+	return 0;
+}
+
+/* One pass of etcd's checkRequests over the taken path (pos walks the
+ * path like st_txn_exec does): puts when `puts`, else ranges. */
+static int st_precheck(struct st_wctx *w, const struct st_txn *t,
+	const struct st_path *p, size_t *pos, bool puts)
+{
+	assert(*pos < p->n);
+	bool ok = p->v[(*pos)++];
+	const struct st_op *ops = ok ? t->success : t->failure;
+	size_t n = ok ? t->success_n : t->failure_n;
+	for (size_t i = 0; i < n; i++) {
+		int rc = 0;
+		if (ops[i].type == ST_OP_TXN)
+			rc = st_precheck(w, &ops[i].u.txn, p, pos, puts);
+		else if (puts && ops[i].type == ST_OP_PUT)
+			rc = st_precheck_put(w, &ops[i].u.put);
+		else if (!puts && ops[i].type == ST_OP_RANGE)
+			rc = st_precheck_range(w, &ops[i].u.range);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int st_txn_exec(struct st_wctx *w, const struct st_txn *t,
 	struct st_path *p, struct st_txn_resp *resp)
 {
@@ -319,7 +400,15 @@ int st_op_txn(struct st_wctx *w, const struct st_txn *req, struct st_txn_resp *r
 	if (cost > 0 && w->meta->size + cost > w->st->opts.quota_bytes)
 		return ST_ERR_NOSPACE;
 	struct st_path p = { 0 };
+	size_t pos_puts = 0, pos_ranges = 0;
 	int rc = st_path_build(w, req, &p);
+	if (rc == 0)
+		rc = st_precheck(w, req, &p, &pos_puts, true);
+	if (rc == 0)
+		rc = st_precheck(w, req, &p, &pos_ranges, false);
+	/* Checked before the first write; an op can still fail while running
+	 * (ignore_* on a key deleted earlier in the txn, where etcd 3.4
+	 * panics): the caller's nested LMDB txn then drops every write. */
 	if (rc == 0) {
 		w->in_txn = true;
 		rc = st_txn_exec(w, req, &p, resp);

@@ -33,7 +33,7 @@ Test(mvcc, compaction_errors_and_retained_versions)
 	tst_put(&t, "a", "3");  /* 6 */
 	struct st_op c = op_compact(7);
 	cr_assert_eq(tst_apply(&t, &c, &res), ST_ERR_FUTURE_REV);
-	cr_assert_str_eq(res.msg, "mvcc: required revision is a future revision");
+	cr_assert_str_eq(res.msg, "etcdserver: mvcc: required revision is a future revision");
 	st_result_free(&res);
 	c = op_compact(5);
 	cr_assert_eq(tst_apply(&t, &c, &res), 0);
@@ -50,7 +50,7 @@ Test(mvcc, compaction_errors_and_retained_versions)
 	cr_assert_eq(tst_do(&t, &c), ST_ERR_COMPACTED);
 	/* reads below the compact revision fail, at it are served */
 	cr_assert_eq(range_at("a", 4, &res), ST_ERR_COMPACTED);
-	cr_assert_str_eq(res.msg, "mvcc: required revision has been compacted");
+	cr_assert_str_eq(res.msg, "etcdserver: mvcc: required revision has been compacted");
 	cr_assert_eq(res.compact_revision, 5);
 	st_result_free(&res);
 	cr_assert(tst_get(&t, "a", 5, &kv, &res));

@@ -212,7 +212,7 @@ Test(txn, duplicate_keys_rejected)
 	txn = op_txn(NULL, 0, outer, 2, NULL, 0);
 	cr_assert_eq(tst_do(&t, &txn), ST_ERR_DUPLICATE_KEY);
 	/* nested delete covering the parent's put */
-	struct st_op idel[1] = { op_del(B("c"), B("\0")) };
+	struct st_op idel[1] = { op_del(B("c"), B("e")) };
 	struct st_op outer2[2] = { op_put_s("d", "2"), op_txn(NULL, 0, NULL, 0, idel, 1) };
 	txn = op_txn(NULL, 0, outer2, 2, NULL, 0);
 	cr_assert_eq(tst_do(&t, &txn), ST_ERR_DUPLICATE_KEY);
@@ -251,7 +251,8 @@ Test(txn, op_and_compare_limits)
 	for (size_t i = 0; i <= ST_TXN_COMPARES_MAX; i++)
 		cmps[i] = cmp_num("k000", ST_CMP_VERSION, ST_CMP_EQUAL, 1);
 	txn = op_txn(cmps, ST_TXN_COMPARES_MAX + 1, NULL, 0, NULL, 0);
-	cr_assert_eq(tst_do(&t, &txn), ST_ERR_TOO_MANY_COMPARES);
+	cr_assert_eq(tst_do(&t, &txn), ST_ERR_TOO_MANY_OPS,
+		"compares count against the same limit, as in etcd");
 	txn = op_txn(cmps, ST_TXN_COMPARES_MAX, NULL, 0, NULL, 0);
 	cr_assert(holds(cmps[0]));
 	cr_assert_eq(tst_do(&t, &txn), 0);

@@ -226,8 +226,11 @@ static bool check_event(struct check *c, const char *what,
 		return false;
 	if (!check_kv(c, what, &ev->kv, &rec->kv, false))
 		return false;
+	/* etcd's watch: prev_kv is the key at rev - 1, and a PUT that creates
+	 * the key has none */
 	const struct m_rec *prev = rec->prev >= 0 ? &m->recs[rec->prev] : NULL;
-	bool has_prev = prev_kv && prev && !prev->del;
+	bool creates = !rec->del && rec->kv.create == rec->kv.mod;
+	bool has_prev = prev_kv && prev && !prev->del && !creates;
 	if (!EXPECT_EQ(c, what, "event has_prev_kv", ev->has_prev_kv, has_prev))
 		return false;
 	return !has_prev || check_kv(c, what, &ev->prev_kv, &prev->kv, false);

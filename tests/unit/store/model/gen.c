@@ -4,12 +4,14 @@
  *
  * Ops draw keys from the model's tiny alphabet so they collide. Every op has
  * at most ONE reason to fail, so the expected error code does not depend on
- * the order in which the store checks things. Txns never write one key twice
- * anywhere in their tree (a stricter rule than etcd's, so the store's
- * duplicate check cannot disagree with the model), except the "duplicate"
- * txns, which repeat the same duplicate in both branches of a flat txn.
- * Ops that fail inside a txn are only generated where every reading of
- * store.h agrees they run: the success branch of a txn without compares.
+ * the order in which the store checks things. Txns mostly avoid writing one
+ * key twice anywhere in their tree; a few collisions are let through on
+ * purpose (always for deletes whose range_end is "\0", which etcd's
+ * duplicate check ignores, and sometimes for others: sibling nested txns
+ * that put and then delete one key in one revision), and the model's own
+ * copy of etcd's checkIntervals decides. Ops that fail inside a txn are
+ * only generated where every reading of store.h agrees they run: the
+ * success branch of a txn without compares.
  */
 #include "model.h"
 
@@ -111,6 +113,16 @@ void gen_range(struct mrng *r, const struct model *m, struct arena *a,
 	gen_span(r, a, &q->key, &q->key_len, &q->range_end, &q->range_end_len);
 	if (mrng_pct(r, top ? 40 : 20)) /* past reads in txns too */
 		q->revision = rand_rev(r, m);
+	if (!top && mrng_pct(r, 2)) /* the txn's own new revision: future */
+		q->revision = m->rev + 1;
+	if (mrng_pct(r, 3)) /* etcd: <= 0 is current (compacted in a txn) */
+		q->revision = -1 - (st_rev)mrng_below(r, 3);
+	if (mrng_pct(r, 3))
+		q->limit = -1;
+	if (mrng_pct(r, 3))
+		q->max_mod_revision = -1;
+	if (mrng_pct(r, 3))
+		q->min_create_revision = -2;
 	if (mrng_pct(r, 40))
 		q->limit = 1 + (int64_t)mrng_below(r, 4);
 	if (mrng_pct(r, 40))
@@ -189,8 +201,9 @@ static void gen_put_key(struct mrng *r, const struct model *m, struct arena *a,
 		p->lease = rand_lease(r, m);
 }
 
-/* Which keys a txn tree already writes (puts are alphabet keys). */
-struct wtrack { bool put[M_KEYS_N]; bool del[M_KEYS_N]; };
+/* Which keys a txn tree already writes (puts are alphabet keys); zdel: by
+ * a delete whose range_end is "\0" (no conflict for etcd). */
+struct wtrack { bool put[M_KEYS_N]; bool del[M_KEYS_N]; bool zdel[M_KEYS_N]; };
 
 static bool span_hits_put(const struct wtrack *t, const struct st_delete_range *d)
 {
@@ -224,11 +237,12 @@ static bool span_hits_put(const struct wtrack *t, const struct st_delete_range *
 
 static void mark_del(struct wtrack *t, const struct st_delete_range *d)
 {
+	bool zero_end = d->range_end_len == 1 && d->range_end[0] == 0;
 	for (int k = 0; k < (int)M_KEYS_N; k++) {
 		struct wtrack one = { 0 };
 		one.put[k] = true;
 		if (span_hits_put(&one, d))
-			t->del[k] = true;
+			*(zero_end ? &t->zdel[k] : &t->del[k]) = true;
 	}
 }
 
@@ -244,7 +258,10 @@ static bool gen_txn_op(struct mrng *r, const struct model *m, struct arena *a,
 		unsigned p = (unsigned)mrng_below(r, 100);
 		if (p < 40) {
 			int k = rand_key(r);
-			if (t->put[k] || t->del[k])
+			if ((t->put[k] || t->del[k]) && !mrng_pct(r, 5))
+				continue;
+			/* re-creating a key a "\0" delete removed: often */
+			if (t->zdel[k] && !mrng_pct(r, 50))
 				continue;
 			op->type = ST_OP_PUT;
 			gen_put_key(r, m, a, k, &op->u.put);
@@ -259,7 +276,8 @@ static bool gen_txn_op(struct mrng *r, const struct model *m, struct arena *a,
 			gen_span(r, a, &d->key, &d->key_len, &d->range_end,
 				&d->range_end_len);
 			d->prev_kv = mrng_pct(r, 50);
-			if (span_hits_put(t, d))
+			bool zero_end = d->range_end_len == 1 && d->range_end[0] == 0;
+			if (span_hits_put(t, d) && !zero_end && !mrng_pct(r, 5))
 				continue;
 			op->type = ST_OP_DELETE_RANGE;
 			mark_del(t, d);
@@ -379,7 +397,9 @@ static void gen_shape_txn(struct mrng *r, const struct model *m,
 			x->compares_n = 1;
 			gen_compare(r, m, a, (struct st_compare *)x->compares);
 		}
-	} else if (kind == 1) { /* more ops than allowed in the failure branch */
+	} else if (kind == 1) { /* more ops than allowed in the failure branch,
+				 * or in a nested txn (etcd: budget 128 minus the
+				 * parent's count) */
 		size_t n = ST_TXN_OPS_MAX + 1;
 		struct st_op *ops = arena_alloc(a, sizeof(*ops) * n);
 		for (size_t i = 0; i < n; i++) {
@@ -388,6 +408,15 @@ static void gen_shape_txn(struct mrng *r, const struct model *m,
 		}
 		x->failure = ops;
 		x->failure_n = n;
+		if (mrng_pct(r, 50)) {
+			struct st_op *outer = arena_alloc(a, sizeof(*outer) * 2);
+			outer[0] = ops[0];
+			outer[1].type = ST_OP_TXN;
+			outer[1].u.txn.success = ops + 1;
+			outer[1].u.txn.success_n = ST_TXN_OPS_MAX - 1;
+			x->failure = outer;
+			x->failure_n = 2;
+		}
 	} else if (kind == 2) {
 		size_t n = ST_TXN_COMPARES_MAX + 1;
 		struct st_compare *cs = arena_alloc(a, sizeof(*cs) * n);
@@ -443,9 +472,11 @@ static void gen_bad_txn(struct mrng *r, const struct model *m, struct arena *a,
 	bad->type = ST_OP_RANGE;
 	gen_range(r, m, a, false, &bad->u.range);
 	if (kind == 5)
-		bad->u.range.revision = m->rev + 5;
+		bad->u.range.revision = m->rev + 1 + (st_rev)mrng_below(r, 5);
+	else if (m->compacted_once) /* below compactMainRev */
+		bad->u.range.revision = m->compact > 1 ? m->compact - 1 : -1;
 	else
-		bad->u.range.limit = -1;
+		bad->u.range.limit = -1; /* fine: the txn runs */
 }
 
 static void gen_put_top(struct mrng *r, const struct model *m, struct arena *a,
@@ -503,8 +534,12 @@ static void gen_lease_op(struct mrng *r, const struct model *m,
 	if (grant) {
 		op->type = ST_OP_LEASE_GRANT;
 		op->u.lease_grant.ttl_s = 1 + (int64_t)mrng_below(r, 1000);
+		if (mrng_pct(r, 5)) /* etcd's server raises these; the store keeps them */
+			op->u.lease_grant.ttl_s = -(int64_t)mrng_below(r, 3);
 		if (m->no_auto_lease || mrng_pct(r, 60))
 			op->u.lease_grant.id = 1 + (st_lease_id)mrng_below(r, 24);
+		if (mrng_pct(r, 10))
+			op->u.lease_grant.id = -1 - (st_lease_id)mrng_below(r, 8);
 		if (mrng_pct(r, 5)) {
 			op->u.lease_grant.id = 5000000 + (st_lease_id)mrng_below(r, 100);
 			op->u.lease_grant.ttl_s = ST_LEASE_TTL_S_MAX + 1;
@@ -530,6 +565,8 @@ static void gen_compact(struct mrng *r, const struct model *m, struct st_op *op)
 	else if (p < 9 && m->compact > 0)
 		op->u.compact.revision = 1 + (st_rev)mrng_below(r,
 			(uint64_t)m->compact);
+	else if (p < 9) /* etcd: allowed once before the first compaction */
+		op->u.compact.revision = mrng_pct(r, 70) ? 0 : -1;
 	else
 		op->u.compact.revision = m->rev + 1 + (st_rev)mrng_below(r, 3);
 }

@@ -4,9 +4,13 @@
  * rules as restated in store.h), kept deliberately naive: the history is one
  * array of events, a past state is rebuilt by replaying it.
  *
- * Transactions: compares (nested ones too) see the state before the txn;
- * ops see the txn's earlier writes; every write of the txn gets revision
- * rev + 1; an error anywhere rolls everything back.
+ * Transactions (etcd 3.4 apply.go): the shape (op budget, nesting, static
+ * checks) and the duplicate-key rule come first; compares (nested ones
+ * too) see the state before the txn; then every put of the taken path is
+ * checked against that state (key for ignore_*, then lease), then every
+ * range's revision; then the ops run, seeing the txn's earlier writes;
+ * every write of the txn gets revision rev + 1; an error anywhere rolls
+ * everything back.
  */
 #include "model.h"
 
@@ -133,10 +137,12 @@ void model_fini(struct model *m)
 	m->recs = NULL;
 }
 
-static int last_rec_of(const struct model *m, int key)
+/* The key's newest record of a revision before rev (one key may be
+ * written twice in one revision; both records share the older prev). */
+static int last_rec_before(const struct model *m, int key, st_rev rev)
 {
 	for (size_t i = m->recs_n; i > 0; i--)
-		if (m->recs[i - 1].kv.key == key)
+		if (m->recs[i - 1].kv.key == key && m->recs[i - 1].rev < rev)
 			return (int)(i - 1);
 	return -1;
 }
@@ -152,7 +158,7 @@ static void push_rec(struct model *m, st_rev rev, bool del,
 	struct m_rec *rec = &m->recs[m->recs_n];
 	rec->rev = rev;
 	rec->del = del;
-	rec->prev = last_rec_of(m, kv->key);
+	rec->prev = last_rec_before(m, kv->key, rev);
 	rec->kv = *kv;
 	m->recs_n++;
 }
@@ -170,10 +176,10 @@ static void state_replay(const struct model *m, st_rev rev, struct m_state *s)
 	}
 }
 
-/* The state at revision rev (0 or rev >= m->rev: current). */
+/* The state at revision rev (<= 0 or rev >= m->rev: current). */
 static void state_at(const struct model *m, st_rev rev, struct m_state *s)
 {
-	if (rev == 0 || rev >= m->rev)
+	if (rev <= 0 || rev >= m->rev)
 		*s = m->cur;
 	else
 		state_replay(m, rev, s);
@@ -264,23 +270,37 @@ static bool filtered_out(const struct st_range *r, const struct m_kv *kv)
 	return false;
 }
 
-static int range_check(const struct model *m, const struct st_range *r,
-	st_rev read_rev)
+/* Checks that need no state. Negative revision, limit and filters are
+ * fine (etcd: revision <= 0 = current, limit <= 0 = none, a nonzero filter
+ * fetches everything and prunes with a plain comparison). */
+static int range_static(const struct st_range *r)
 {
 	if (r->key_len == 0)
 		return ST_ERR_EMPTY_KEY;
 	if (r->key_len > ST_KEY_BYTES_MAX || r->range_end_len > ST_KEY_BYTES_MAX)
 		return ST_ERR_KEY_TOO_LONG;
-	if (r->revision < 0 || r->limit < 0 || r->sort_target > ST_SORT_VALUE ||
-		r->sort_order > ST_SORT_DESCEND || r->min_mod_revision < 0 ||
-		r->max_mod_revision < 0 || r->min_create_revision < 0 ||
-		r->max_create_revision < 0)
+	if (r->sort_target > ST_SORT_VALUE || r->sort_order > ST_SORT_DESCEND)
 		return ST_ERR_INVALID;
-	if (r->revision > read_rev)
+	return 0;
+}
+
+/* A direct read (mvcc rangeKeys). */
+static int range_check(const struct model *m, const struct st_range *r)
+{
+	int err = range_static(r);
+	if (err)
+		return err;
+	if (r->revision > m->rev)
 		return ST_ERR_FUTURE_REV;
 	if (r->revision > 0 && r->revision < m->compact)
 		return ST_ERR_COMPACTED;
 	return 0;
+}
+
+/* etcd's compactMainRev. */
+static st_rev first_rev(const struct model *m)
+{
+	return m->compacted_once ? m->compact : -1;
 }
 
 /* etcd 3.4 applierV3backend.Range over state s. */
@@ -324,7 +344,7 @@ void model_range(struct model *m, const struct st_range *r, struct arena *a,
 	struct m_resp *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->err = range_check(m, r, m->rev);
+	out->err = range_check(m, r);
 	if (out->err)
 		return;
 	struct m_state s;
@@ -353,7 +373,7 @@ static int key_index(const uint8_t *key, size_t len)
 	return -1;
 }
 
-static int put_check(const struct model *m, const struct st_put *p)
+static int put_static(const struct model *m, const struct st_put *p)
 {
 	if (p->key_len == 0)
 		return ST_ERR_EMPTY_KEY;
@@ -361,8 +381,21 @@ static int put_check(const struct model *m, const struct st_put *p)
 		return ST_ERR_KEY_TOO_LONG;
 	if (p->value_len > m->value_bytes_max)
 		return ST_ERR_TOO_LARGE;
-	if ((p->ignore_value && p->value_len) || (p->ignore_lease && p->lease))
-		return ST_ERR_INVALID;
+	if (p->ignore_value && p->value_len)
+		return ST_ERR_VALUE_PROVIDED;
+	if (p->ignore_lease && p->lease)
+		return ST_ERR_LEASE_PROVIDED;
+	return 0;
+}
+
+/* A put as it runs (top level: etcd checks the lease, then the key; in a
+ * txn both were checked before, so only a key deleted earlier in the txn
+ * can fail here, where etcd 3.4 itself panics). */
+static int put_check(const struct model *m, const struct st_put *p)
+{
+	int err = put_static(m, p);
+	if (err)
+		return err;
 	if (p->lease && !lease_exists(m, p->lease))
 		return ST_ERR_LEASE_NOT_FOUND;
 	int k = key_index(p->key, p->key_len);
@@ -486,13 +519,19 @@ static bool compare_holds(const struct m_state *s, const struct st_compare *c)
 	return cmp_kv(c, &zero);
 }
 
+static bool txn_holds(const struct m_state *pre, const struct st_txn *t)
+{
+	for (size_t i = 0; i < t->compares_n; i++)
+		if (!compare_holds(pre, &t->compares[i]))
+			return false;
+	return true;
+}
+
 static int do_op(struct wctx *w, const struct st_op *op, struct m_resp *out);
 
 static int do_txn(struct wctx *w, const struct st_txn *t, struct m_resp *out)
 {
-	bool ok = true;
-	for (size_t i = 0; i < t->compares_n; i++)
-		ok = ok && compare_holds(w->pre, &t->compares[i]);
+	bool ok = txn_holds(w->pre, t);
 	const struct st_op *ops = ok ? t->success : t->failure;
 	size_t n = ok ? t->success_n : t->failure_n;
 	out->type = ST_RESP_TXN;
@@ -517,13 +556,10 @@ static int do_op(struct wctx *w, const struct st_op *op, struct m_resp *out)
 	case ST_OP_TXN:
 		return do_txn(w, &op->u.txn, out);
 	case ST_OP_RANGE: {
+		/* revisions were checked before the txn ran (txn_precheck) */
 		const struct st_range *r = &op->u.range;
-		/* inside a write txn, reads may see rev + 1 once it wrote */
-		int err = range_check(w->m, r, w->wrote ? w->rev : w->m->rev);
-		if (err)
-			return err;
 		struct m_state s;
-		if (r->revision == 0 || r->revision >= w->rev)
+		if (r->revision <= 0 || r->revision >= w->rev)
 			s = w->m->cur; /* includes the txn's earlier writes */
 		else
 			state_replay(w->m, r->revision, &s);
@@ -536,59 +572,160 @@ static int do_op(struct wctx *w, const struct st_op *op, struct m_resp *out)
 	}
 }
 
-/* ---- structural txn limits (checked before anything runs) ----------------- */
+/* ---- checks before a txn runs ------------------------------------------------ */
 
-static int txn_shape(const struct st_txn *t, unsigned depth);
+static int txn_shape(const struct model *m, const struct st_txn *t,
+	unsigned depth, size_t budget);
 
-static int ops_shape(const struct st_op *ops, size_t n, unsigned depth)
+static int ops_shape(const struct model *m, const struct st_op *ops, size_t n,
+	unsigned depth, size_t budget)
 {
-	if (n > ST_TXN_OPS_MAX)
-		return ST_ERR_TOO_MANY_OPS;
-	for (size_t i = 0; i < n; i++)
-		if (ops[i].type == ST_OP_TXN) {
-			int err = txn_shape(&ops[i].u.txn, depth + 1);
-			if (err)
-				return err;
+	for (size_t i = 0; i < n; i++) {
+		int err = 0;
+		const struct st_delete_range *d = &ops[i].u.delete_range;
+		switch (ops[i].type) {
+		case ST_OP_TXN:
+			err = txn_shape(m, &ops[i].u.txn, depth + 1, budget);
+			break;
+		case ST_OP_PUT:
+			err = put_static(m, &ops[i].u.put);
+			break;
+		case ST_OP_RANGE:
+			err = range_static(&ops[i].u.range);
+			break;
+		default:
+			if (d->key_len == 0)
+				err = ST_ERR_EMPTY_KEY;
+			else if (d->key_len > ST_KEY_BYTES_MAX ||
+				d->range_end_len > ST_KEY_BYTES_MAX)
+				err = ST_ERR_KEY_TOO_LONG;
 		}
+		if (err)
+			return err;
+	}
 	return 0;
 }
 
-static int txn_shape(const struct st_txn *t, unsigned depth)
+/* etcd checkTxnRequest: count = max(compares, success, failure) must fit
+ * the budget (128 at the top); nested txns get budget - count. */
+static int txn_shape(const struct model *m, const struct st_txn *t,
+	unsigned depth, size_t budget)
 {
 	if (depth > ST_TXN_DEPTH_MAX)
 		return ST_ERR_TXN_TOO_DEEP;
-	if (t->compares_n > ST_TXN_COMPARES_MAX)
-		return ST_ERR_TOO_MANY_COMPARES;
-	int err = ops_shape(t->success, t->success_n, depth);
-	return err ? err : ops_shape(t->failure, t->failure_n, depth);
+	size_t count = t->compares_n;
+	if (t->success_n > count)
+		count = t->success_n;
+	if (t->failure_n > count)
+		count = t->failure_n;
+	if (count > budget)
+		return ST_ERR_TOO_MANY_OPS;
+	int err = ops_shape(m, t->success, t->success_n, depth, budget - count);
+	return err ? err : ops_shape(m, t->failure, t->failure_n, depth,
+		budget - count);
 }
 
-/* A branch writing one key twice (the generator only makes this flat). */
-static bool branch_dup(const struct st_op *ops, size_t n)
+/* etcd 3.4 checkIntervals over the alphabet (puts only name alphabet keys,
+ * so membership of alphabet keys decides every overlap). A delete whose
+ * range_end is "\0" is the empty interval [key, "\0") there: it never
+ * conflicts. */
+struct ivs { bool put[M_KEYS_N]; bool del[M_KEYS_N]; };
+
+static int check_intervals(const struct st_op *ops, size_t n, struct ivs *out)
 {
-	bool put[M_KEYS_N] = { 0 }, del[M_KEYS_N] = { 0 };
+	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < n; i++) {
-		if (ops[i].type == ST_OP_PUT) {
+		const struct st_delete_range *d = &ops[i].u.delete_range;
+		if (ops[i].type != ST_OP_DELETE_RANGE ||
+			(d->range_end_len == 1 && d->range_end[0] == 0))
+			continue;
+		for (int k = 0; k < (int)M_KEYS_N; k++)
+			if (in_span(k, d->key, d->key_len, d->range_end,
+					d->range_end_len))
+				out->del[k] = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct ivs th, el;
+		if (ops[i].type != ST_OP_TXN)
+			continue;
+		const struct st_txn *t = &ops[i].u.txn;
+		int err = check_intervals(t->success, t->success_n, &th);
+		if (!err)
+			err = check_intervals(t->failure, t->failure_n, &el);
+		if (err)
+			return err;
+		for (int k = 0; k < (int)M_KEYS_N; k++) {
+			if (th.put[k] && (out->put[k] || out->del[k]))
+				return ST_ERR_DUPLICATE_KEY;
+			out->put[k] |= th.put[k];
+		}
+		for (int k = 0; k < (int)M_KEYS_N; k++) {
+			if (el.put[k] && ((out->put[k] && !th.put[k]) || out->del[k]))
+				return ST_ERR_DUPLICATE_KEY;
+			out->put[k] |= el.put[k];
+		}
+		for (int k = 0; k < (int)M_KEYS_N; k++)
+			out->del[k] |= th.del[k] || el.del[k];
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i].type != ST_OP_PUT)
+			continue;
+		int k = key_index(ops[i].u.put.key, ops[i].u.put.key_len);
+		assert(k >= 0);
+		if (out->put[k] || out->del[k])
+			return ST_ERR_DUPLICATE_KEY;
+		out->put[k] = true;
+	}
+	return 0;
+}
+
+/* etcd 3.4 checkRequests over the taken path, against the state before the
+ * txn: puts (key for ignore_*, then lease) when `puts`, else the ranges'
+ * revisions (0 = fine; else within [compactMainRev, rev before the txn]). */
+static int txn_precheck(const struct model *m, const struct m_state *pre,
+	const struct st_txn *t, bool puts)
+{
+	bool ok = txn_holds(pre, t);
+	const struct st_op *ops = ok ? t->success : t->failure;
+	size_t n = ok ? t->success_n : t->failure_n;
+	for (size_t i = 0; i < n; i++) {
+		int err = 0;
+		if (ops[i].type == ST_OP_TXN) {
+			err = txn_precheck(m, pre, &ops[i].u.txn, puts);
+		} else if (puts && ops[i].type == ST_OP_PUT) {
 			const struct st_put *p = &ops[i].u.put;
 			int k = key_index(p->key, p->key_len);
-			if (k < 0)
-				continue;
-			if (put[k] || del[k])
-				return true;
-			put[k] = true;
-		} else if (ops[i].type == ST_OP_DELETE_RANGE) {
-			const struct st_delete_range *d = &ops[i].u.delete_range;
-			for (int k = 0; k < (int)M_KEYS_N; k++) {
-				if (!in_span(k, d->key, d->key_len, d->range_end,
-						d->range_end_len))
-					continue;
-				if (put[k])
-					return true;
-				del[k] = true;
-			}
+			if ((p->ignore_value || p->ignore_lease) && !pre->live[k])
+				err = ST_ERR_KEY_NOT_FOUND;
+			else if (p->lease && !lease_exists(m, p->lease))
+				err = ST_ERR_LEASE_NOT_FOUND;
+		} else if (!puts && ops[i].type == ST_OP_RANGE) {
+			st_rev rev = ops[i].u.range.revision;
+			if (rev != 0 && rev > m->rev)
+				err = ST_ERR_FUTURE_REV;
+			else if (rev != 0 && rev < first_rev(m))
+				err = ST_ERR_COMPACTED;
 		}
+		if (err)
+			return err;
 	}
-	return false;
+	return 0;
+}
+
+static int txn_check(const struct model *m, const struct m_state *pre,
+	const struct st_txn *t)
+{
+	struct ivs a, b;
+	int err = txn_shape(m, t, 1, ST_TXN_OPS_MAX);
+	if (!err)
+		err = check_intervals(t->success, t->success_n, &a);
+	if (!err)
+		err = check_intervals(t->failure, t->failure_n, &b);
+	if (!err)
+		err = txn_precheck(m, pre, t, true);
+	if (!err)
+		err = txn_precheck(m, pre, t, false);
+	return err;
 }
 
 /* ---- top level ------------------------------------------------------------------ */
@@ -602,12 +739,8 @@ static void apply_write(struct model *m, const struct st_op *op,
 	struct m_undo undo = { m->cur, m->recs_n };
 	struct wctx w = { .m = m, .rev = m->rev + 1, .pre = &pre, .a = a };
 	int err = 0;
-	if (op->type == ST_OP_TXN) {
-		err = txn_shape(&op->u.txn, 1);
-		if (!err && (branch_dup(op->u.txn.success, op->u.txn.success_n) ||
-			branch_dup(op->u.txn.failure, op->u.txn.failure_n)))
-			err = ST_ERR_DUPLICATE_KEY;
-	}
+	if (op->type == ST_OP_TXN)
+		err = txn_check(m, &pre, &op->u.txn);
 	if (!err)
 		err = do_op(&w, op, out);
 	if (err) {
@@ -621,14 +754,18 @@ static void apply_write(struct model *m, const struct st_op *op,
 		m->rev++;
 }
 
+/* etcd: rev <= compactMainRev (-1 before the first compaction, so
+ * compact(0) is allowed once) is compacted. */
 static void apply_compact(struct model *m, st_rev rev, struct m_resp *out)
 {
-	if (rev <= m->compact)
+	if (rev <= first_rev(m))
 		out->err = ST_ERR_COMPACTED;
 	else if (rev > m->rev)
 		out->err = ST_ERR_FUTURE_REV;
 	else {
-		m->compact = rev;
+		if (rev > m->compact)
+			m->compact = rev;
+		m->compacted_once = true;
 		out->type = ST_RESP_COMPACT;
 	}
 }
@@ -637,15 +774,14 @@ static void apply_grant(struct model *m, const struct st_lease_grant *g,
 	st_lease_id auto_id, struct m_resp *out)
 {
 	st_lease_id id = g->id ? g->id : auto_id;
-	if (g->id < 0 || g->ttl_s <= 0)
-		out->err = ST_ERR_INVALID;
-	else if (g->ttl_s > ST_LEASE_TTL_S_MAX)
+	/* any id (0 = choose), any TTL up to the maximum, recorded as given */
+	if (g->ttl_s > ST_LEASE_TTL_S_MAX)
 		out->err = ST_ERR_LEASE_TTL_TOO_LARGE;
 	else if (g->id && lease_exists(m, g->id))
 		out->err = ST_ERR_LEASE_EXISTS;
 	if (out->err)
 		return;
-	assert(id > 0 && !lease_exists(m, id) && m->leases_n < M_LEASES_MAX);
+	assert(id != 0 && !lease_exists(m, id) && m->leases_n < M_LEASES_MAX);
 	size_t i = m->leases_n;
 	while (i > 0 && m->leases[i - 1].id > id) {
 		m->leases[i] = m->leases[i - 1];

@@ -61,7 +61,8 @@ struct m_kv {
 struct m_rec {               /* one event of the history */
 	st_rev rev;
 	bool del;
-	int prev;                /* index of the key's previous record, -1 */
+	int prev;                /* index of the key's newest record of an
+	                          * EARLIER revision (what prev_kv shows), -1 */
 	struct m_kv kv;          /* put: the new kv; delete: key and mod */
 };
 
@@ -72,6 +73,7 @@ struct m_state { bool live[M_KEYS_N]; struct m_kv kv[M_KEYS_N]; };
 struct model {
 	st_rev rev;
 	st_rev compact;
+	bool compacted_once;     /* etcd's compactMainRev is -1 until then */
 	st_index applied;
 	struct m_state cur;
 	struct m_rec *recs;
