@@ -1,50 +1,56 @@
 #!/usr/bin/env bash
-# test.sh BUILDDIR - runs every registered test and prints one closing line
-# "N passed, N failed" that counts every test case: each Criterion case
-# separately (from its "Synthesis" line), every other test program as one.
+# test.sh BUILDDIR... - runs every registered test in each build directory
+# and prints one closing line "N passed, N failed" that counts every test
+# case over all of them: each Criterion case separately (from its
+# "Synthesis" line), a should-fail test and every other test program as one.
 # Exits non-zero if any test failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-builddir=${1:?usage: test.sh BUILDDIR [MESON TEST ARGS...]}
-shift
+[ $# -ge 1 ] || { echo "usage: test.sh BUILDDIR..." >&2; exit 2; }
 
 # Sanitizer builds: any UB report fails the test that caused it.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 
-meson test -C "$builddir" --print-errorlogs --no-rebuild "$@"
-rc=$?
+logs=()
+rcs=()
+for builddir in "$@"; do
+	echo "== tests in $builddir"
+	meson test -C "$builddir" --print-errorlogs --no-rebuild
+	rcs+=($?)
+	logs+=("$builddir/meson-logs/testlog.json")
+done
 
-python3 - "$builddir/meson-logs/testlog.json" "$rc" <<'PY'
+python3 - "${rcs[*]}" "${logs[@]}" <<'PY'
 import json, re, sys
-log, meson_rc = sys.argv[1], int(sys.argv[2])
+meson_rcs = [int(x) for x in sys.argv[1].split()]
 synth = re.compile(r"Synthesis: Tested: (\d+) \| Passing: (\d+) \| Failing: (\d+)")
 passed = failed = 0
-try:
-    lines = open(log).read().splitlines()
-except OSError:
-    lines = []
-for line in lines:
-    t = json.loads(line)
-    out = (t.get("stdout") or "") + (t.get("stderr") or "")
-    m = synth.findall(out)
-    ok = t.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
-    if t.get("result") == "EXPECTEDFAIL":
-        passed += 1       # a should-fail test as a whole is one case
-    elif m:
-        tested, passing, failing = map(int, m[-1])
-        passed += passing
-        failed += failing
-        if not ok and failing == 0:   # crashed or timed out outside a case
+for log, meson_rc in zip(sys.argv[2:], meson_rcs):
+    try:
+        lines = open(log).read().splitlines()
+    except OSError:
+        lines = []
+    f0 = failed
+    for line in lines:
+        t = json.loads(line)
+        out = (t.get("stdout") or "") + (t.get("stderr") or "")
+        m = synth.findall(out)
+        ok = t.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
+        if t.get("result") == "EXPECTEDFAIL":
+            passed += 1       # a should-fail test as a whole is one case
+        elif m:
+            tested, passing, failing = map(int, m[-1])
+            passed += passing
+            failed += failing
+            if not ok and failing == 0:   # crashed or timed out outside a case
+                failed += 1
+        elif ok:
+            passed += 1
+        else:
             failed += 1
-    elif ok:
-        passed += 1
-    else:
-        failed += 1
-if not lines:
-    failed += 1
-if meson_rc != 0 and failed == 0:
-    failed = 1
+    if not lines or (meson_rc != 0 and failed == f0):
+        failed += 1       # no log, or meson failed without a failing test
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
