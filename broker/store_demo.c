@@ -169,6 +169,8 @@ int main(void)
 	simple(st, &op, "compact 5");
 	get_prefix(st, "/config/app/", 2);
 	replay(st, "/topics/orders/", 1);
+	put(st, "/topics/orders/0003", "order-3", 0);
+	replay(st, "/topics/orders/", 6);
 
 	struct st_status status;
 	if (st_status(st, &status) == 0)
