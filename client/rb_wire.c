@@ -240,19 +240,28 @@ static int e_finish(struct enc *e, msgpack_sbuffer *sb, uint8_t **buf_out,
 	return 0;
 }
 
+/* Opens the packer on a fresh buffer and writes the envelope both message
+ * kinds start with: [version, req_id, op, ...] of `fields` elements. */
+static void e_start(struct enc *e, msgpack_sbuffer *sb, size_t fields,
+	uint64_t req_id, uint8_t op)
+{
+	msgpack_sbuffer_init(sb);
+	e->err = 0;
+	msgpack_packer_init(&e->pk, sb, msgpack_sbuffer_write);
+	e_arr(e, fields);
+	e_uint(e, RB_WIRE_VERSION);
+	e_uint(e, req_id);
+	e_uint(e, op);
+}
+
 int rb_wire_encode_request(uint64_t req_id, const struct rb_op *op,
 	uint8_t **buf_out, size_t *len_out)
 {
 	if (op == NULL || buf_out == NULL || len_out == NULL)
 		return RB_ERR_INVALID;
 	msgpack_sbuffer sb;
-	msgpack_sbuffer_init(&sb);
-	struct enc e = { .err = 0 };
-	msgpack_packer_init(&e.pk, &sb, msgpack_sbuffer_write);
-	e_arr(&e, 4);
-	e_uint(&e, RB_WIRE_VERSION);
-	e_uint(&e, req_id);
-	e_uint(&e, op->type);
+	struct enc e;
+	e_start(&e, &sb, 4, req_id, op->type);
 	e_op_body(&e, op, 1);
 	return e_finish(&e, &sb, buf_out, len_out);
 }
@@ -433,13 +442,8 @@ int rb_wire_encode_reply(uint64_t req_id, uint8_t op, const struct rb_resp *resp
 	    (resp->body.type != op && resp->body.type != RB_OP_NONE)))
 		return RB_ERR_INVALID;
 	msgpack_sbuffer sb;
-	msgpack_sbuffer_init(&sb);
-	struct enc e = { .err = 0 };
-	msgpack_packer_init(&e.pk, &sb, msgpack_sbuffer_write);
-	e_arr(&e, 6);
-	e_uint(&e, RB_WIRE_VERSION);
-	e_uint(&e, req_id);
-	e_uint(&e, op);
+	struct enc e;
+	e_start(&e, &sb, 6, req_id, op);
 	e_header(&e, &resp->header);
 	if (resp->err) {
 		e_arr(&e, 5);
@@ -952,6 +956,20 @@ static int r_start(struct rd *r, const uint8_t *buf, size_t len)
 	return 0;
 }
 
+/* What both decoders do before reading: clear the optional outputs (so a
+ * caller sees no stale id or op on failure) and refuse bad arguments. */
+static int r_args(const uint8_t *buf, size_t len, uint64_t *req_id_out,
+	uint8_t *op_out, const void *out)
+{
+	if (req_id_out)
+		*req_id_out = 0;
+	if (op_out)
+		*op_out = RB_OP_NONE;
+	if (out == NULL || (buf == NULL && len))
+		return RB_ERR_INVALID;
+	return 0;
+}
+
 int rb_wire_decode_request(const uint8_t *buf, size_t len,
 	uint64_t *req_id_out, uint8_t *op_out, rb_wire_request **out)
 {
@@ -959,16 +977,13 @@ int rb_wire_decode_request(const uint8_t *buf, size_t len,
 	uint64_t id = 0, version = 0;
 	uint8_t op = RB_OP_NONE;
 	size_t extra = 0;
-	if (req_id_out)
-		*req_id_out = 0;
-	if (op_out)
-		*op_out = RB_OP_NONE;
-	if (out == NULL || (buf == NULL && len))
-		return RB_ERR_INVALID;
+	int rc = r_args(buf, len, req_id_out, op_out, out);
+	if (rc)
+		return rc;
 	*out = NULL;
 	if (len > RB_MSG_BYTES_MAX)
 		return RB_ERR_BAD_REQUEST;
-	int rc = r_start(&r, buf, len);
+	rc = r_start(&r, buf, len);
 	if (rc)
 		return rc;
 	if (r_envelope(&r, 4, &extra, &id, &op, &version) == 0) {
@@ -1231,14 +1246,11 @@ int rb_wire_decode_reply(const uint8_t *buf, size_t len, uint64_t *req_id_out,
 	uint64_t id = 0, version = 0;
 	uint8_t op = RB_OP_NONE;
 	size_t extra = 0;
-	if (req_id_out)
-		*req_id_out = 0;
-	if (op_out)
-		*op_out = RB_OP_NONE;
-	if (out == NULL || (buf == NULL && len))
-		return RB_ERR_INVALID;
+	int rc = r_args(buf, len, req_id_out, op_out, out);
+	if (rc)
+		return rc;
 	memset(out, 0, sizeof(*out));
-	int rc = r_start(&r, buf, len);
+	rc = r_start(&r, buf, len);
 	if (rc)
 		return rc;
 	out->msg = "";

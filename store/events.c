@@ -250,22 +250,19 @@ static int st_events_validate(const struct st_events_req *req, struct st_span *s
 	return 0;
 }
 
-static int st_events_txn(st_store *st, MDB_txn *txn, const struct st_events_req *req,
-	struct st_result *out)
+static int st_events_op(st_store *st, MDB_txn *txn, const struct st_meta *meta,
+	const void *arg, struct st_result *out)
 {
-	struct st_meta meta;
+	const struct st_events_req *req = arg;
 	struct st_span span_v, *span = &span_v;
-	int rc = st_meta_read(st, txn, &meta);
-	if (rc != 0)
-		return rc;
-	out->revision = meta.rev;
-	out->compact_revision = meta.compact;
+	int rc;
+	out->compact_revision = meta->compact;
 	if ((rc = st_events_validate(req, span)) != 0)
 		return rc;
-	st_rev from = req->from_rev ? req->from_rev : meta.compact + 1;
-	if (from <= meta.compact)
+	st_rev from = req->from_rev ? req->from_rev : meta->compact + 1;
+	if (from <= meta->compact)
 		return ST_ERR_COMPACTED;
-	if (from > meta.rev + 1)
+	if (from > meta->rev + 1)
 		return ST_ERR_FUTURE_REV;
 	struct st_cands c = { .want = (req->events_max ? req->events_max
 		: ST_EVENTS_MAX_DEFAULT) + 1 };
@@ -279,7 +276,7 @@ static int st_events_txn(st_store *st, MDB_txn *txn, const struct st_events_req 
 	else
 		rc = st_cands_by_key(st, txn, span, from, req->from_sub, &c);
 	if (rc == 0)
-		rc = st_events_emit(st, txn, req, &c, out, meta.rev);
+		rc = st_events_emit(st, txn, req, &c, out, meta->rev);
 	st_mem_free_all(&c.scratch);
 	return rc;
 }
@@ -287,19 +284,5 @@ static int st_events_txn(st_store *st, MDB_txn *txn, const struct st_events_req 
 int st_events(st_store *st, const struct st_events_req *req,
 	struct st_result *out)
 {
-	MDB_txn *txn;
-	memset(out, 0, sizeof(*out));
-	int rc = st_read_begin(st, &txn);
-	if (rc == 0) {
-		rc = st_events_txn(st, txn, req, out);
-		st_read_end(st, txn);
-	}
-	if (rc != 0) {
-		st_mem_free_all(&out->mem);
-		memset(&out->resp, 0, sizeof(out->resp));
-	} else {
-		out->resp.type = ST_RESP_EVENTS;
-	}
-	st_result_set_err(out, rc);
-	return rc;
+	return st_read_run(st, st_events_op, req, ST_RESP_EVENTS, out);
 }

@@ -382,37 +382,52 @@ int st_range_in_txn(st_store *st, MDB_txn *txn, const struct st_meta *meta,
 	return 0;
 }
 
-int st_range(st_store *st, const struct st_range *req, struct st_result *out)
+int st_read_run(st_store *st, st_read_op_fn *fn, const void *arg,
+	enum st_resp_type type, struct st_result *out)
 {
 	MDB_txn *txn;
 	struct st_meta meta;
 	memset(out, 0, sizeof(*out));
-	/* Validation comes after reading the header so that an error reply
-	 * still carries the revision, like every other reply. */
 	int rc = st_read_begin(st, &txn);
 	if (rc == 0) {
 		rc = st_meta_read(st, txn, &meta);
 		if (rc == 0) {
 			out->revision = meta.rev;
-			out->compact_revision = meta.compact;
-			rc = st_range_validate(req);
+			rc = fn(st, txn, &meta, arg, out);
 		}
-		if (rc == 0)
-			rc = st_range_in_txn(st, txn, &meta, req, &out->mem,
-				&out->resp.u.range);
 		st_read_end(st, txn);
 	}
 	if (rc != 0) {
 		st_mem_free_all(&out->mem);
 		memset(&out->resp, 0, sizeof(out->resp));
 	} else {
-		out->resp.type = ST_RESP_RANGE;
+		out->resp.type = (uint8_t)type;
 	}
 	st_result_set_err(out, rc);
 	return rc;
 }
 
-int st_lease_exists(st_store *st, MDB_txn *txn, st_lease_id id)
+static int st_range_op(st_store *st, MDB_txn *txn, const struct st_meta *meta,
+	const void *arg, struct st_result *out)
+{
+	const struct st_range *req = arg;
+	/* Validation comes after reading the header so that an error reply
+	 * still carries the revision, like every other reply. */
+	out->compact_revision = meta->compact;
+	int rc = st_range_validate(req);
+	if (rc != 0)
+		return rc;
+	return st_range_in_txn(st, txn, meta, req, &out->mem, &out->resp.u.range);
+}
+
+int st_range(st_store *st, const struct st_range *req, struct st_result *out)
+{
+	return st_read_run(st, st_range_op, req, ST_RESP_RANGE, out);
+}
+
+/* The granted TTL of lease id, in seconds. */
+static int st_lease_granted(st_store *st, MDB_txn *txn, st_lease_id id,
+	int64_t *ttl_s)
 {
 	uint8_t kb[8];
 	st_put_lease(kb, id);
@@ -422,7 +437,16 @@ int st_lease_exists(st_store *st, MDB_txn *txn, st_lease_id id)
 		return ST_ERR_LEASE_NOT_FOUND;
 	if (rc != 0)
 		return st_map_lmdb(rc, "lease get");
-	return v.mv_size == 8 ? 0 : ST_ERR_CORRUPT;
+	if (v.mv_size != 8)
+		return ST_ERR_CORRUPT;
+	*ttl_s = (int64_t)st_get_u64(v.mv_data);
+	return 0;
+}
+
+int st_lease_exists(st_store *st, MDB_txn *txn, st_lease_id id)
+{
+	int64_t ttl_s;
+	return st_lease_granted(st, txn, id, &ttl_s);
 }
 
 static int st_lease_list_txn(st_store *st, MDB_txn *txn, struct st_result *out)
@@ -452,28 +476,17 @@ static int st_lease_list_txn(st_store *st, MDB_txn *txn, struct st_result *out)
 	return rc == MDB_NOTFOUND ? 0 : (rc > 0 ? st_map_lmdb(rc, "lease list") : rc);
 }
 
+static int st_lease_list_op(st_store *st, MDB_txn *txn,
+	const struct st_meta *meta, const void *arg, struct st_result *out)
+{
+	(void)meta;
+	(void)arg;
+	return st_lease_list_txn(st, txn, out);
+}
+
 int st_lease_list(st_store *st, struct st_result *out)
 {
-	MDB_txn *txn;
-	struct st_meta meta;
-	memset(out, 0, sizeof(*out));
-	int rc = st_read_begin(st, &txn);
-	if (rc == 0) {
-		rc = st_meta_read(st, txn, &meta);
-		if (rc == 0) {
-			out->revision = meta.rev;
-			rc = st_lease_list_txn(st, txn, out);
-		}
-		st_read_end(st, txn);
-	}
-	if (rc != 0) {
-		st_mem_free_all(&out->mem);
-		memset(&out->resp, 0, sizeof(out->resp));
-	} else {
-		out->resp.type = ST_RESP_LEASE_LIST;
-	}
-	st_result_set_err(out, rc);
-	return rc;
+	return st_read_run(st, st_lease_list_op, NULL, ST_RESP_LEASE_LIST, out);
 }
 
 static int st_lease_keys(st_store *st, MDB_txn *txn, st_lease_id id,
@@ -508,40 +521,27 @@ static int st_lease_keys(st_store *st, MDB_txn *txn, st_lease_id id,
 	return rc == MDB_NOTFOUND ? 0 : (rc > 0 ? st_map_lmdb(rc, "lease keys") : rc);
 }
 
+struct st_lease_ttl_arg {
+	st_lease_id id;
+	bool with_keys;
+};
+
+static int st_lease_ttl_op(st_store *st, MDB_txn *txn,
+	const struct st_meta *meta, const void *arg, struct st_result *out)
+{
+	const struct st_lease_ttl_arg *a = arg;
+	struct st_lease_ttl_resp *r = &out->resp.u.lease_ttl;
+	(void)meta;
+	int rc = st_lease_granted(st, txn, a->id, &r->granted_ttl_s);
+	if (rc != 0)
+		return rc;
+	r->id = a->id;
+	return a->with_keys ? st_lease_keys(st, txn, a->id, out) : 0;
+}
+
 int st_lease_ttl(st_store *st, st_lease_id id, bool with_keys,
 	struct st_result *out)
 {
-	MDB_txn *txn;
-	struct st_meta meta;
-	memset(out, 0, sizeof(*out));
-	int rc = st_read_begin(st, &txn);
-	if (rc == 0) {
-		rc = st_meta_read(st, txn, &meta);
-		out->revision = rc == 0 ? meta.rev : 0;
-		uint8_t kb[8];
-		st_put_lease(kb, id);
-		MDB_val k = { 8, kb }, v;
-		if (rc == 0) {
-			rc = mdb_get(txn, st->dbi_lease, &k, &v);
-			rc = rc == MDB_NOTFOUND ? ST_ERR_LEASE_NOT_FOUND
-				: (rc ? st_map_lmdb(rc, "lease get") : 0);
-			if (rc == 0 && v.mv_size != 8)
-				rc = ST_ERR_CORRUPT;
-		}
-		if (rc == 0) {
-			out->resp.u.lease_ttl.id = id;
-			out->resp.u.lease_ttl.granted_ttl_s = (int64_t)st_get_u64(v.mv_data);
-			if (with_keys)
-				rc = st_lease_keys(st, txn, id, out);
-		}
-		st_read_end(st, txn);
-	}
-	if (rc != 0) {
-		st_mem_free_all(&out->mem);
-		memset(&out->resp, 0, sizeof(out->resp));
-	} else {
-		out->resp.type = ST_RESP_LEASE_TTL;
-	}
-	st_result_set_err(out, rc);
-	return rc;
+	const struct st_lease_ttl_arg a = { id, with_keys };
+	return st_read_run(st, st_lease_ttl_op, &a, ST_RESP_LEASE_TTL, out);
 }

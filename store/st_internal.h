@@ -153,6 +153,15 @@ int st_walk(st_store *st, MDB_txn *txn, const struct st_span *span, st_rev rev,
 void st_kv_from_rec(struct st_mem **mem, const struct st_rec *rec,
 	bool keys_only, struct st_kv *kv, int *err);
 int st_range_validate(const struct st_range *req);
+/* One public read op, run by st_read_run on its read txn after the header
+ * revision is set; fills out->resp.u and allocates in out->mem. */
+typedef int st_read_op_fn(st_store *st, MDB_txn *txn, const struct st_meta *meta,
+	const void *arg, struct st_result *out);
+/* The frame every public read shares: read txn, meta, out->revision, then
+ * fn; on error the arena is freed and resp zeroed, on success resp.type is
+ * set; the error is recorded with st_result_set_err and returned. */
+int st_read_run(st_store *st, st_read_op_fn *fn, const void *arg,
+	enum st_resp_type type, struct st_result *out);
 int st_range_in_txn(st_store *st, MDB_txn *txn, const struct st_meta *meta,
 	const struct st_range *req, struct st_mem **mem, struct st_range_resp *out);
 int st_key_validate(const uint8_t *key, size_t key_len);

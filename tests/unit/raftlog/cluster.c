@@ -399,6 +399,70 @@ void cl_status(struct cluster *c, rl_id id, struct rl_status *st)
 	rl_status(c->nodes[id].n, st);
 }
 
+struct rl_status cl_status_of(struct cluster *c, rl_id id)
+{
+	struct rl_status st;
+	cl_status(c, id, &st);
+	return st;
+}
+
+struct rl_config cl_hand_config(struct memlog *ml, rl_id id,
+    struct rl_config tmpl)
+{
+	tmpl.id = id;
+	tmpl.storage = &ml->st;
+	tmpl.hard_state = ml->hs;
+	tmpl.bootstrap.voters_n = CL_HAND_VOTERS;
+	for (uint32_t i = 0; i < CL_HAND_VOTERS; i++)
+		tmpl.bootstrap.voters[i] = i + 1;
+	return tmpl;
+}
+
+struct rl_node *cl_hand_node(struct memlog *ml, rl_id id, struct rl_config tmpl)
+{
+	struct rl_config cfg = cl_hand_config(ml, id, tmpl);
+	struct rl_node *n;
+	cr_assert_eq(rl_node_new(&cfg, &n), RL_OK);
+	return n;
+}
+
+void cl_hand_ready(struct memlog *ml, struct rl_node *n, struct rl_ready *rd)
+{
+	cr_assert_eq(rl_ready(n, rd), RL_OK);
+	memlog_append(ml, rd->entries, rd->entries_n);
+	if (rd->has_hard_state)
+		ml->hs = rd->hard_state;
+}
+
+void cl_hand_persist(struct memlog *ml, struct rl_node *n)
+{
+	struct rl_ready rd;
+	cl_hand_ready(ml, n, &rd);
+	rl_advance(n, &rd);
+}
+
+struct rl_msg cl_msg(uint8_t type, rl_id from, rl_id to, rl_term term)
+{
+	struct rl_msg m = { 0 };
+	m.type = type;
+	m.from = from;
+	m.to = to;
+	m.term = term;
+	return m;
+}
+
+struct rl_msg cl_append_msg(rl_term term, rl_index prev, rl_term prev_term,
+    struct rl_entry *e, uint32_t k, rl_index commit)
+{
+	struct rl_msg m = cl_msg(RL_MSG_APPEND, 1, 2, term);
+	m.index = prev;
+	m.log_term = prev_term;
+	m.entries = e;
+	m.entries_n = k;
+	m.commit = commit;
+	return m;
+}
+
 rl_id cl_leader(struct cluster *c)
 {
 	rl_id best = RL_NONE;

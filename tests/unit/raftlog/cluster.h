@@ -103,5 +103,31 @@ int cl_propose(struct cluster *c, rl_id id, const char *s);
 void cl_status(struct cluster *c, rl_id id, struct rl_status *st);
 /* Assert all up nodes' logs agree up to their commit and apps are equal. */
 void cl_check_agree(struct cluster *c);
+/* rl_status of node id, returned by value for use in expressions. */
+struct rl_status cl_status_of(struct cluster *c, rl_id id);
+
+/*
+ * Single nodes driven by hand (outside struct cluster), for tests that
+ * inspect each ready: the node is member id of the voters {1, 2, 3}.
+ */
+#define CL_HAND_VOTERS 3
+/* tmpl with id, storage and hard state from ml and the bootstrap voters
+ * filled in; every other field is kept. */
+struct rl_config cl_hand_config(struct memlog *ml, rl_id id,
+    struct rl_config tmpl);
+/* A new node of cl_hand_config(ml, id, tmpl); asserts it starts. Free with
+ * rl_node_free() before memlog_free(ml). */
+struct rl_node *cl_hand_node(struct memlog *ml, rl_id id, struct rl_config tmpl);
+/* Takes n's next ready into rd and persists its entries and hard state on
+ * ml; the caller inspects rd, then calls rl_advance(n, rd). */
+void cl_hand_ready(struct memlog *ml, struct rl_node *n, struct rl_ready *rd);
+/* cl_hand_ready, then advance at once (the messages are dropped). */
+void cl_hand_persist(struct memlog *ml, struct rl_node *n);
+/* A message of type from -> to at term, every other field zero. */
+struct rl_msg cl_msg(uint8_t type, rl_id from, rl_id to, rl_term term);
+/* APPEND from 1 to 2: entries e[0..k) after (prev, prev_term). e is
+ * borrowed by the message. */
+struct rl_msg cl_append_msg(rl_term term, rl_index prev, rl_term prev_term,
+    struct rl_entry *e, uint32_t k, rl_index commit);
 
 #endif /* TEST_CLUSTER_H */

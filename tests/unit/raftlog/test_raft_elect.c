@@ -154,26 +154,9 @@ Test(raft_elect, lease_ignores_vote_requests)
 	cl_free(&c);
 }
 
-static void standalone(struct memlog *ml, struct rl_node **n, rl_id id)
-{
-	struct rl_config cfg = cl_default_config();
-	cfg.id = id;
-	cfg.storage = &ml->st;
-	cfg.hard_state = ml->hs;
-	cfg.bootstrap.voters_n = 3;
-	for (uint32_t i = 0; i < 3; i++)
-		cfg.bootstrap.voters[i] = i + 1;
-	cr_assert_eq(rl_node_new(&cfg, n), RL_OK);
-}
-
 static struct rl_msg vote_req(rl_id from, rl_term term)
 {
-	struct rl_msg m = { 0 };
-	m.type = RL_MSG_VOTE;
-	m.from = from;
-	m.to = 2;
-	m.term = term;
-	return m;
+	return cl_msg(RL_MSG_VOTE, from, 2, term);
 }
 
 /* Figure 2 / thesis §3.8: a vote is granted only with the term and vote in
@@ -185,7 +168,7 @@ Test(raft_elect, vote_persist_contract)
 	struct memlog ml;
 	memlog_init(&ml);
 	struct rl_node *n;
-	standalone(&ml, &n, 2);
+	n = cl_hand_node(&ml, 2, cl_default_config());
 	struct rl_msg m = vote_req(1, 1);
 	cr_assert_eq(rl_step(n, &m), RL_OK);
 	struct rl_ready rd;
@@ -201,7 +184,7 @@ Test(raft_elect, vote_persist_contract)
 	ml.hs = rd.hard_state;
 	rl_advance(n, &rd);
 	rl_node_free(n);
-	standalone(&ml, &n, 2);
+	n = cl_hand_node(&ml, 2, cl_default_config());
 	m = vote_req(3, 1);
 	cr_assert_eq(rl_step(n, &m), RL_OK);
 	cr_assert_eq(rl_ready(n, &rd), RL_OK);

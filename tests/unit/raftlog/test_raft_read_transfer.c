@@ -10,13 +10,6 @@
 
 #include "cluster.h"
 
-static struct rl_status status_of(struct cluster *c, rl_id id)
-{
-	struct rl_status st;
-	cl_status(c, id, &st);
-	return st;
-}
-
 /* thesis §6.4: the leader answers a read with its commit index after a
  * heartbeat round confirms it still leads, without writing to the log. */
 Test(raft_read, read_index_on_leader)
@@ -26,7 +19,7 @@ Test(raft_read, read_index_on_leader)
 	cl_init(&c, 3, 0, &cfg);
 	cl_elect(&c, 1);
 	cr_assert_eq(cl_propose(&c, 1, "w"), RL_OK);
-	struct rl_status before = status_of(&c, 1);
+	struct rl_status before = cl_status_of(&c, 1);
 	unsigned hb = c.delivered[RL_MSG_HEARTBEAT_RESP];
 	cr_assert_eq(rl_read_index(c.nodes[1].n, (const uint8_t *)"r1", 2,
 	    NULL), RL_OK);
@@ -37,7 +30,7 @@ Test(raft_read, read_index_on_leader)
 	cr_assert(memcmp(c.nodes[1].reads[0].ctx, "r1", 2) == 0);
 	cr_assert_gt(c.delivered[RL_MSG_HEARTBEAT_RESP], hb,
 	    "leadership not confirmed by a heartbeat round");
-	cr_assert_eq(status_of(&c, 1).last_index, before.last_index,
+	cr_assert_eq(cl_status_of(&c, 1).last_index, before.last_index,
 	    "a read wrote to the log");
 	cl_free(&c);
 }
@@ -58,7 +51,7 @@ Test(raft_read, read_index_forwarded_from_follower)
 	cl_stabilize(&c);
 	cr_assert_eq(c.nodes[3].reads_n, 1);
 	cr_assert_eq(c.nodes[3].reads[0].index,
-	    status_of(&c, 1).hard_state.commit);
+	    cl_status_of(&c, 1).hard_state.commit);
 	cl_free(&c);
 }
 
@@ -91,7 +84,7 @@ Test(raft_transfer, transfer_to_lagging_member)
 	struct rl_config cfg = cl_default_config();
 	cl_init(&c, 3, 0, &cfg);
 	cl_elect(&c, 1);
-	rl_term t = status_of(&c, 1).hard_state.term;
+	rl_term t = cl_status_of(&c, 1).hard_state.term;
 	cl_isolate(&c, 3, true);
 	for (int i = 0; i < 10; i++)
 		cr_assert_eq(cl_propose(&c, 1, "x"), RL_OK);
@@ -99,7 +92,7 @@ Test(raft_transfer, transfer_to_lagging_member)
 	cr_assert_eq(rl_transfer_leadership(c.nodes[1].n, 3, NULL), RL_OK);
 	cl_stabilize(&c);
 	cr_assert_eq(cl_leader(&c), 3);
-	cr_assert_eq(status_of(&c, 3).hard_state.term, t + 1);
+	cr_assert_eq(cl_status_of(&c, 3).hard_state.term, t + 1);
 	cr_assert_eq(cl_propose(&c, 3, "y"), RL_OK);
 	cl_tick_all(&c, 2);
 	cl_check_agree(&c);
@@ -123,7 +116,7 @@ Test(raft_transfer, refuses_proposals_then_aborts)
 	    RL_ERR_TRANSFERRING);
 	cl_tick_all(&c, cfg.election_ticks);
 	cr_assert_eq(cl_leader(&c), 1);
-	cr_assert_eq(status_of(&c, 1).transferee, RL_NONE);
+	cr_assert_eq(cl_status_of(&c, 1).transferee, RL_NONE);
 	cr_assert_eq(cl_propose(&c, 1, "x"), RL_OK);
 	cr_assert_eq(rl_transfer_leadership(n, 1, NULL), RL_ERR_INVAL);
 	cr_assert_eq(rl_transfer_leadership(n, 7, NULL), RL_ERR_NOT_MEMBER);

@@ -11,13 +11,6 @@
 
 #include "cluster.h"
 
-static struct rl_status status_of(struct cluster *c, rl_id id)
-{
-	struct rl_status st;
-	cl_status(c, id, &st);
-	return st;
-}
-
 /* paper §5.3: entries proposed to the leader are replicated and applied in
  * the same order everywhere. */
 Test(raft_repl, replicate_and_commit)
@@ -52,7 +45,7 @@ Test(raft_repl, divergent_log_repaired_with_hints)
 	cl_isolate(&c, 1, true);
 	for (int i = 0; i < 40; i++)
 		cr_assert_eq(cl_propose(&c, 1, "LOST"), RL_OK);
-	cr_assert_eq(status_of(&c, 1).last_index, 42);
+	cr_assert_eq(cl_status_of(&c, 1).last_index, 42);
 	rl_id l = RL_NONE;
 	for (int t = 0; t < 200 && l != 2 && l != 3; t++) {
 		cl_tick_all(&c, 1);
@@ -116,23 +109,9 @@ Test(raft_repl, conflict_hint_values)
 	memlog_free(&ml);
 }
 
-static void persist(struct memlog *ml, struct rl_node *n)
-{
-	struct rl_ready rd;
-	cr_assert_eq(rl_ready(n, &rd), RL_OK);
-	memlog_append(ml, rd.entries, rd.entries_n);
-	if (rd.has_hard_state)
-		ml->hs = rd.hard_state;
-	rl_advance(n, &rd);
-}
-
 static struct rl_msg resp(rl_id from, rl_term term, rl_index idx)
 {
-	struct rl_msg m = { 0 };
-	m.type = RL_MSG_APPEND_RESP;
-	m.from = from;
-	m.to = 1;
-	m.term = term;
+	struct rl_msg m = cl_msg(RL_MSG_APPEND_RESP, from, 1, term);
 	m.index = idx;
 	return m;
 }
@@ -149,28 +128,17 @@ Test(raft_repl, figure8_no_commit_of_previous_term_by_count)
 	ml.hs = (struct rl_hard_state){ 3, RL_NONE, 1 };
 	struct rl_config cfg = cl_default_config();
 	cfg.pre_vote = false;
-	cfg.id = 1;
-	cfg.storage = &ml.st;
-	cfg.hard_state = ml.hs;
 	cfg.applied = 1;
-	cfg.bootstrap.voters_n = 3;
-	for (uint32_t i = 0; i < 3; i++)
-		cfg.bootstrap.voters[i] = i + 1;
-	struct rl_node *n;
-	cr_assert_eq(rl_node_new(&cfg, &n), RL_OK);
+	struct rl_node *n = cl_hand_node(&ml, 1, cfg);
 	rl_campaign(n);
-	persist(&ml, n);
-	struct rl_msg v = { 0 };
-	v.type = RL_MSG_VOTE_RESP;
-	v.from = 2;
-	v.to = 1;
-	v.term = 4;
+	cl_hand_persist(&ml, n);
+	struct rl_msg v = cl_msg(RL_MSG_VOTE_RESP, 2, 1, 4);
 	cr_assert_eq(rl_step(n, &v), RL_OK);
 	struct rl_status st;
 	rl_status(n, &st);
 	cr_assert_eq(st.role, RL_LEADER);
 	cr_assert_eq(st.last_index, 3); /* the no-op of term 4 */
-	persist(&ml, n);
+	cl_hand_persist(&ml, n);
 	/* index 2 (term 2) is now on the leader and member 2: a quorum */
 	struct rl_msg r = resp(2, 4, 2);
 	cr_assert_eq(rl_step(n, &r), RL_OK);
@@ -185,61 +153,32 @@ Test(raft_repl, figure8_no_commit_of_previous_term_by_count)
 	memlog_free(&ml);
 }
 
-static struct rl_node *follower(struct memlog *ml)
-{
-	struct rl_config cfg = cl_default_config();
-	cfg.id = 2;
-	cfg.storage = &ml->st;
-	cfg.hard_state = ml->hs;
-	cfg.bootstrap.voters_n = 3;
-	for (uint32_t i = 0; i < 3; i++)
-		cfg.bootstrap.voters[i] = i + 1;
-	struct rl_node *n;
-	cr_assert_eq(rl_node_new(&cfg, &n), RL_OK);
-	return n;
-}
-
-static struct rl_msg append(rl_term term, rl_index prev, rl_term prev_term,
-    struct rl_entry *e, uint32_t k)
-{
-	struct rl_msg m = { 0 };
-	m.type = RL_MSG_APPEND;
-	m.from = 1;
-	m.to = 2;
-	m.term = term;
-	m.index = prev;
-	m.log_term = prev_term;
-	m.entries = e;
-	m.entries_n = k;
-	return m;
-}
-
 /* paper §5.3 step 3: only a real conflict truncates. A stale or reordered
  * AppendEntries whose entries all match must not cut off later entries. */
 Test(raft_repl, stale_append_does_not_truncate)
 {
 	struct memlog ml;
 	memlog_init(&ml);
-	struct rl_node *n = follower(&ml);
+	struct rl_node *n = cl_hand_node(&ml, 2, cl_default_config());
 	struct rl_entry e[5];
 	for (int i = 0; i < 5; i++)
 		e[i] = (struct rl_entry){ 1, (rl_index)i + 1, 0, 0, NULL };
-	struct rl_msg m = append(1, 0, 0, e, 5);
+	struct rl_msg m = cl_append_msg(1, 0, 0, e, 5, 0);
 	cr_assert_eq(rl_step(n, &m), RL_OK);
-	persist(&ml, n);
-	m = append(1, 0, 0, e, 2); /* an older, delayed copy */
+	cl_hand_persist(&ml, n);
+	m = cl_append_msg(1, 0, 0, e, 2, 0); /* an older, delayed copy */
 	cr_assert_eq(rl_step(n, &m), RL_OK);
 	struct rl_status st;
 	rl_status(n, &st);
 	cr_assert_eq(st.last_index, 5, "stale append truncated the log");
 	if (rl_has_ready(n))
-		persist(&ml, n);
+		cl_hand_persist(&ml, n);
 	cr_assert_eq(memlog_last(&ml), 5);
 	/* a real conflict (term 2 at index 3) truncates from there */
 	struct rl_entry x = { 2, 3, 0, 0, NULL };
-	m = append(2, 2, 1, &x, 1);
+	m = cl_append_msg(2, 2, 1, &x, 1, 0);
 	cr_assert_eq(rl_step(n, &m), RL_OK);
-	persist(&ml, n);
+	cl_hand_persist(&ml, n);
 	rl_status(n, &st);
 	cr_assert_eq(st.last_index, 3);
 	cr_assert_eq(memlog_last(&ml), 3);
@@ -397,9 +336,9 @@ Test(raft_repl, malformed_messages_are_errors)
 {
 	struct memlog ml;
 	memlog_init(&ml);
-	struct rl_node *n = follower(&ml);
+	struct rl_node *n = cl_hand_node(&ml, 2, cl_default_config());
 	struct rl_entry e[2] = { { 1, 1, 0, 0, NULL }, { 1, 3, 0, 0, NULL } };
-	struct rl_msg m = append(1, 0, 0, e, 2); /* gap: 1 then 3 */
+	struct rl_msg m = cl_append_msg(1, 0, 0, e, 2, 0); /* gap: 1 then 3 */
 	cr_assert_eq(rl_step(n, &m), RL_ERR_INVAL);
 	e[1].index = 2;
 	e[1].term = 5; /* entry newer than the message's term */
@@ -407,10 +346,10 @@ Test(raft_repl, malformed_messages_are_errors)
 	e[1].term = 1;
 	m.commit = 2;
 	cr_assert_eq(rl_step(n, &m), RL_OK);
-	persist(&ml, n);
+	cl_hand_persist(&ml, n);
 	/* a (stale) append below the commit index changes nothing */
 	struct rl_entry x = { 2, 2, 0, 0, NULL };
-	m = append(2, 1, 1, &x, 1);
+	m = cl_append_msg(2, 1, 1, &x, 1, 0);
 	cr_assert_eq(rl_step(n, &m), RL_OK);
 	cr_assert_eq(ml.ents[1].term, 1);
 	struct rl_msg s = { 0 };

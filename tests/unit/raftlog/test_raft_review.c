@@ -11,30 +11,13 @@
 
 #include "cluster.h"
 
-static struct rl_node *node_on(struct memlog *ml, rl_id id,
-    struct rl_config cfg)
-{
-	cfg.id = id;
-	cfg.storage = &ml->st;
-	cfg.hard_state = ml->hs;
-	cfg.bootstrap.voters_n = 3;
-	for (uint32_t i = 0; i < 3; i++)
-		cfg.bootstrap.voters[i] = i + 1;
-	struct rl_node *n;
-	cr_assert_eq(rl_node_new(&cfg, &n), RL_OK);
-	return n;
-}
-
 /* Carry out one ready on ml (persist entries and hard state) and advance;
  * returns the highest APPEND_RESP index the ready lets us send and checks
  * that it never exceeds what is persisted once the ready is handled. */
 static rl_index persist_check_acks(struct memlog *ml, struct rl_node *n)
 {
 	struct rl_ready rd;
-	cr_assert_eq(rl_ready(n, &rd), RL_OK);
-	memlog_append(ml, rd.entries, rd.entries_n);
-	if (rd.has_hard_state)
-		ml->hs = rd.hard_state;
+	cl_hand_ready(ml, n, &rd);
 	rl_index acked = 0;
 	for (size_t i = 0; i < rd.msgs_now_n; i++)
 		cr_assert_neq(rd.msgs_now[i].type, RL_MSG_APPEND_RESP,
@@ -54,22 +37,6 @@ static rl_index persist_check_acks(struct memlog *ml, struct rl_node *n)
 	return acked;
 }
 
-static struct rl_msg append_msg(rl_term term, rl_index prev, rl_term prev_term,
-    struct rl_entry *e, uint32_t k, rl_index commit)
-{
-	struct rl_msg m = { 0 };
-	m.type = RL_MSG_APPEND;
-	m.from = 1;
-	m.to = 2;
-	m.term = term;
-	m.index = prev;
-	m.log_term = prev_term;
-	m.entries = e;
-	m.entries_n = k;
-	m.commit = commit;
-	return m;
-}
-
 /* paper Figure 2 / thesis §3.8 (persist before responding): when a ready
  * persists only ready_entries_max of the unstable entries, the append
  * acknowledgements for the entries left for a later ready must wait for
@@ -80,21 +47,17 @@ Test(raft_review, capped_ready_does_not_ack_unpersisted_entries)
 	memlog_init(&ml);
 	struct rl_config cfg = cl_default_config();
 	cfg.ready_entries_max = 2;
-	struct rl_node *n = node_on(&ml, 2, cfg);
+	struct rl_node *n = cl_hand_node(&ml, 2, cfg);
 	struct rl_entry e[6];
 	for (int i = 0; i < 6; i++)
 		e[i] = (struct rl_entry){ 1, (rl_index)i + 1, 0, 0, NULL };
 	/* three pipelined appends of two entries arrive before one ready */
 	for (uint32_t k = 0; k < 3; k++) {
-		struct rl_msg m = append_msg(1, 2 * k, k ? 1 : 0, e + 2 * k, 2, 0);
+		struct rl_msg m = cl_append_msg(1, 2 * k, k ? 1 : 0, e + 2 * k, 2, 0);
 		cr_assert_eq(rl_step(n, &m), RL_OK);
 	}
 	/* a heartbeat reply promises nothing: it is not held back */
-	struct rl_msg hb = { 0 };
-	hb.type = RL_MSG_HEARTBEAT;
-	hb.from = 1;
-	hb.to = 2;
-	hb.term = 1;
+	struct rl_msg hb = cl_msg(RL_MSG_HEARTBEAT, 1, 2, 1);
 	cr_assert_eq(rl_step(n, &hb), RL_OK);
 	struct rl_ready rd;
 	cr_assert_eq(rl_ready(n, &rd), RL_OK);
@@ -140,12 +103,7 @@ Test(raft_review, restart_with_applied_past_persisted_commit)
 	struct rl_config cfg = cl_default_config();
 	cfg.applied = 4;
 	struct rl_node *n = NULL;
-	cfg.id = 2;
-	cfg.storage = &ml.st;
-	cfg.hard_state = ml.hs;
-	cfg.bootstrap.voters_n = 3;
-	for (uint32_t i = 0; i < 3; i++)
-		cfg.bootstrap.voters[i] = i + 1;
+	cfg = cl_hand_config(&ml, 2, cfg);
 	int rc = rl_node_new(&cfg, &n);
 	cr_assert_eq(rc, RL_OK, "restart refused: %s", rl_strerror(rc));
 	struct rl_status st;
@@ -173,10 +131,7 @@ static bool ready_find(struct memlog *ml, struct rl_node *n, uint8_t t,
 	if (!rl_has_ready(n))
 		return false;
 	struct rl_ready rd;
-	cr_assert_eq(rl_ready(n, &rd), RL_OK);
-	memlog_append(ml, rd.entries, rd.entries_n);
-	if (rd.has_hard_state)
-		ml->hs = rd.hard_state;
+	cl_hand_ready(ml, n, &rd);
 	bool found = false;
 	for (size_t i = 0; !found && i < rd.msgs_now_n + rd.msgs_n; i++) {
 		const struct rl_msg *m = i < rd.msgs_now_n ? &rd.msgs_now[i] :
@@ -204,12 +159,8 @@ Test(raft_review, prevote_does_not_bump_term)
 	ml.hs = (struct rl_hard_state){ 2, RL_NONE, 0 };
 	struct rl_config cfg = cl_default_config();
 	cfg.check_quorum = false;
-	struct rl_node *n = node_on(&ml, 2, cfg);
-	struct rl_msg pv = { 0 };
-	pv.type = RL_MSG_PREVOTE;
-	pv.from = 3;
-	pv.to = 2;
-	pv.term = 5;
+	struct rl_node *n = cl_hand_node(&ml, 2, cfg);
+	struct rl_msg pv = cl_msg(RL_MSG_PREVOTE, 3, 2, 5);
 	pv.index = 1; /* log behind ours: refused */
 	pv.log_term = 1;
 	cr_assert_eq(rl_step(n, &pv), RL_OK);
@@ -245,15 +196,11 @@ Test(raft_review, read_index_waits_for_term_commit_and_new_round)
 	struct rl_config cfg = cl_default_config();
 	cfg.pre_vote = false;
 	cfg.applied = 2;
-	struct rl_node *n = node_on(&ml, 1, cfg);
+	struct rl_node *n = cl_hand_node(&ml, 1, cfg);
 	rl_campaign(n);
 	struct rl_msg m;
 	cr_assert(ready_find(&ml, n, RL_MSG_VOTE, &m));
-	struct rl_msg v = { 0 };
-	v.type = RL_MSG_VOTE_RESP;
-	v.from = 2;
-	v.to = 1;
-	v.term = 2;
+	struct rl_msg v = cl_msg(RL_MSG_VOTE_RESP, 2, 1, 2);
 	cr_assert_eq(rl_step(n, &v), RL_OK);
 	struct rl_status st;
 	rl_status(n, &st);
@@ -264,11 +211,7 @@ Test(raft_review, read_index_waits_for_term_commit_and_new_round)
 	struct rl_msg hb;
 	cr_assert(ready_find(&ml, n, RL_MSG_HEARTBEAT, &hb));
 	cr_assert_eq(rl_read_index(n, (const uint8_t *)"q", 1, NULL), RL_OK);
-	struct rl_msg hr = { 0 };
-	hr.type = RL_MSG_HEARTBEAT_RESP;
-	hr.from = 2;
-	hr.to = 1;
-	hr.term = 2;
+	struct rl_msg hr = cl_msg(RL_MSG_HEARTBEAT_RESP, 2, 1, 2);
 	hr.seq = hb.seq; /* reply to the round sent BEFORE the read */
 	cr_assert_eq(rl_step(n, &hr), RL_OK);
 	struct rl_ready rd;
@@ -287,11 +230,7 @@ Test(raft_review, read_index_waits_for_term_commit_and_new_round)
 	    "committed an entry of its term");
 	rl_advance(n, &rd);
 	/* member 2 stores the no-op (index 3, term 2): it commits */
-	struct rl_msg ack = { 0 };
-	ack.type = RL_MSG_APPEND_RESP;
-	ack.from = 2;
-	ack.to = 1;
-	ack.term = 2;
+	struct rl_msg ack = cl_msg(RL_MSG_APPEND_RESP, 2, 1, 2);
 	ack.index = 3;
 	cr_assert_eq(rl_step(n, &ack), RL_OK);
 	cr_assert_eq(rl_ready(n, &rd), RL_OK);
@@ -306,11 +245,7 @@ static struct rl_msg chunk(rl_id from, rl_term term, rl_index idx, rl_term t,
     uint64_t off, uint32_t len, bool done)
 {
 	static const uint8_t bytes[64];
-	struct rl_msg m = { 0 };
-	m.type = RL_MSG_SNAPSHOT;
-	m.from = from;
-	m.to = 2;
-	m.term = term;
+	struct rl_msg m = cl_msg(RL_MSG_SNAPSHOT, from, 2, term);
 	m.snap.index = idx;
 	m.snap.term = t;
 	m.snap.conf.voters_n = 3;
@@ -334,7 +269,7 @@ Test(raft_review, snapshot_chunk_wanted_matches_core)
 	struct memlog ml;
 	memlog_init(&ml);
 	ml.hs = (struct rl_hard_state){ 9, RL_NONE, 0 };
-	struct rl_node *n = node_on(&ml, 2, cl_default_config());
+	struct rl_node *n = cl_hand_node(&ml, 2, cl_default_config());
 	struct rl_msg m = chunk(1, 9, 57, 7, 0, 4, false);
 	cr_assert(rl_snapshot_chunk_wanted(n, &m));
 	cr_assert_eq(rl_step(n, &m), RL_OK);
@@ -348,11 +283,7 @@ Test(raft_review, snapshot_chunk_wanted_matches_core)
 	m = chunk(1, 9, 57, 7, 0, 4, false);
 	cr_assert_not(rl_snapshot_chunk_wanted(n, &m));
 	/* not a snapshot chunk at all */
-	struct rl_msg hb = { 0 };
-	hb.type = RL_MSG_HEARTBEAT;
-	hb.from = 1;
-	hb.to = 2;
-	hb.term = 9;
+	struct rl_msg hb = cl_msg(RL_MSG_HEARTBEAT, 1, 2, 9);
 	cr_assert_not(rl_snapshot_chunk_wanted(n, &hb));
 	/* the next chunk in order completes snapshot 57 (not 58) */
 	m = chunk(1, 9, 57, 7, 4, 4, true);
@@ -385,11 +316,7 @@ Test(raft_review, bogus_reject_does_not_wedge_follower)
 	cr_assert_eq(cl_propose(&c, 1, "a"), RL_OK);
 	struct rl_status st;
 	cl_status(&c, 1, &st);
-	struct rl_msg r = { 0 };
-	r.type = RL_MSG_APPEND_RESP;
-	r.from = 2;
-	r.to = 1;
-	r.term = st.hard_state.term;
+	struct rl_msg r = cl_msg(RL_MSG_APPEND_RESP, 2, 1, st.hard_state.term);
 	r.reject = true;
 	r.index = 1000;
 	r.reject_hint = 1000;

@@ -11,13 +11,6 @@
 
 #include "cluster.h"
 
-static struct rl_status status_of(struct cluster *c, rl_id id)
-{
-	struct rl_status st;
-	cl_status(c, id, &st);
-	return st;
-}
-
 /* Leader-side compaction: the application snapshots its state at the
  * applied index, reports it, and drops the log prefix. */
 static void take_snapshot(struct cluster *c, rl_id id)
@@ -45,7 +38,7 @@ Test(raft_snap, chunked_install_to_lagging_member)
 	}
 	take_snapshot(&c, 1);
 	take_snapshot(&c, 2);
-	cr_assert_eq(status_of(&c, 1).first_index, 22);
+	cr_assert_eq(cl_status_of(&c, 1).first_index, 22);
 	/* member 3 comes back with an empty disk */
 	memlog_free(&c.nodes[3].log);
 	memlog_init(&c.nodes[3].log);
@@ -75,7 +68,7 @@ Test(raft_snap, snapshot_taken_validation)
 	cl_init(&c, 1, 0, &cfg);
 	cl_elect(&c, 1);
 	cr_assert_eq(cl_propose(&c, 1, "a"), RL_OK);
-	struct rl_snapshot_meta m = { 5, 1, status_of(&c, 1).conf };
+	struct rl_snapshot_meta m = { 5, 1, cl_status_of(&c, 1).conf };
 	cr_assert_eq(rl_snapshot_taken(c.nodes[1].n, &m), RL_ERR_INVAL);
 	m.index = 2;
 	m.term = 7;
@@ -107,7 +100,7 @@ Test(raft_conf, add_learner_then_promote)
 	cr_assert_eq(conf_change(&c, 1, RL_CONF_ADD_LEARNER, id), RL_OK);
 	cl_tick_all(&c, 3);
 	cl_check_agree(&c);
-	struct rl_status st = status_of(&c, id);
+	struct rl_status st = cl_status_of(&c, id);
 	cr_assert_eq(st.conf.learners_n, 1);
 	cr_assert_eq(st.conf.voters_n, 3);
 	/* learner acks do not make a quorum: 1 + learner 4 of 3 voters */
@@ -118,20 +111,20 @@ Test(raft_conf, add_learner_then_promote)
 	    &idx), RL_OK);
 	cl_stabilize(&c);
 	cr_assert_eq(rl_match_index(c.nodes[1].n, id), idx);
-	cr_assert_lt(status_of(&c, 1).hard_state.commit, idx);
+	cr_assert_lt(cl_status_of(&c, 1).hard_state.commit, idx);
 	cl_cut(&c, 1, 2, false);
 	cl_cut(&c, 1, 3, false);
 	cl_tick_all(&c, 2);
-	cr_assert_geq(status_of(&c, 1).hard_state.commit, idx);
+	cr_assert_geq(cl_status_of(&c, 1).hard_state.commit, idx);
 	/* a learner never campaigns */
 	cl_isolate(&c, id, true);
 	cl_tick_all(&c, 40);
-	cr_assert_eq(status_of(&c, id).role, RL_FOLLOWER);
+	cr_assert_eq(cl_status_of(&c, id).role, RL_FOLLOWER);
 	cl_isolate(&c, id, false);
 	cl_tick_all(&c, 2);
 	cr_assert_eq(conf_change(&c, 1, RL_CONF_ADD_VOTER, id), RL_OK);
 	cl_tick_all(&c, 2);
-	st = status_of(&c, id);
+	st = cl_status_of(&c, id);
 	cr_assert_eq(st.conf.voters_n, 4);
 	cr_assert_eq(st.conf.learners_n, 0);
 	cl_check_agree(&c);
@@ -171,11 +164,11 @@ Test(raft_conf, remove_leader)
 	cl_elect(&c, 1);
 	cr_assert_eq(conf_change(&c, 1, RL_CONF_REMOVE, 1), RL_OK);
 	cl_tick_all(&c, 1);
-	cr_assert_neq(status_of(&c, 1).role, RL_LEADER);
+	cr_assert_neq(cl_status_of(&c, 1).role, RL_LEADER);
 	cl_crash(&c, 1);
 	rl_id l = cl_wait_leader(&c);
 	cr_assert(l == 2 || l == 3);
-	struct rl_status st = status_of(&c, l);
+	struct rl_status st = cl_status_of(&c, l);
 	cr_assert_eq(st.conf.voters_n, 2);
 	cr_assert_eq(cl_propose(&c, l, "two"), RL_OK);
 	cl_check_agree(&c);

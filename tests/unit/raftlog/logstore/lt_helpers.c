@@ -39,6 +39,19 @@ void lt_rmdir(char *dir)
 	free(dir);
 }
 
+char *lt_dir;
+
+void lt_setup(void)
+{
+	lt_dir = lt_tmpdir();
+}
+
+void lt_teardown(void)
+{
+	lt_rmdir(lt_dir);
+	lt_dir = NULL;
+}
+
 /* A small mixing function: payloads depend on both index and term, so an
  * entry rewritten with another term has other bytes and another length. */
 static uint64_t lt_mix(uint64_t x)

@@ -20,6 +20,13 @@ char *lt_tmpdir(void);
 /* Removes dir and its files, frees the path. */
 void lt_rmdir(char *dir);
 
+/* The per-test directory of the shared fixture: lt_setup() creates it,
+ * lt_teardown() removes it (Criterion runs .fini even after a failed
+ * assertion, so no directory is left behind). NULL outside a test. */
+extern char *lt_dir;
+void lt_setup(void);
+void lt_teardown(void);
+
 /* Length and bytes of the deterministic payload of entry (i, t): a reader
  * can tell whether an entry is exactly the one written. */
 uint32_t lt_data_len(rl_index i, rl_term t);

@@ -12,24 +12,11 @@
 #include "lt_helpers.h"
 #include "raft.h"
 
-static char *dir;
-
-static void setup(void)
-{
-	dir = lt_tmpdir();
-}
-
-static void teardown(void)
-{
-	lt_rmdir(dir);
-	dir = NULL;
-}
-
-TestSuite(adapter, .init = setup, .fini = teardown, .timeout = 20);
+TestSuite(adapter, .init = lt_setup, .fini = lt_teardown, .timeout = 20);
 
 Test(adapter, empty_log)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_storage s;
 	struct rl_snapshot_meta sm;
 	rl_index i;
@@ -52,7 +39,7 @@ Test(adapter, empty_log)
 /* Entries 1..10 (term 1 to 4, term 2 after), compacted up to 4. */
 static rl_logstore *compacted_log(struct rl_storage *s)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = { .term = 2, .commit = 0 };
 
 	cr_assert_eq(lt_append(ls, 1, 4, 1, &hs), 0);
@@ -180,13 +167,13 @@ Test(adapter, corruption_is_a_storage_error_and_is_logged)
 	rl_term t;
 
 	rl_logstore_close(ls);
-	struct lt_raw *r = lt_raw_open(dir);
+	struct lt_raw *r = lt_raw_open(lt_dir);
 	uint8_t rec[512];
 	size_t len = lt_raw_get_entry(r, 6, rec, sizeof(rec));
 	rec[len - 1] ^= 0xff;
 	lt_raw_put_entry(r, 6, rec, len);
 	lt_raw_close(r);
-	cr_assert_eq(rl_logstore_open(dir, &o, &ls, msg, sizeof(msg)), 0,
+	cr_assert_eq(rl_logstore_open(lt_dir, &o, &ls, msg, sizeof(msg)), 0,
 		     "%s", msg);
 	rl_logstore_storage(ls, &s);
 	cr_assert_eq(s.entries(s.ctx, 5, 11, UINT64_MAX, out, 16, &n),

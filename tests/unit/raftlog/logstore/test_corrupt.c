@@ -17,24 +17,11 @@
 
 #include "lt_helpers.h"
 
-static char *dir;
-
-static void setup(void)
-{
-	dir = lt_tmpdir();
-}
-
-static void teardown(void)
-{
-	lt_rmdir(dir);
-	dir = NULL;
-}
-
-TestSuite(corrupt, .init = setup, .fini = teardown, .timeout = 20);
+TestSuite(corrupt, .init = lt_setup, .fini = lt_teardown, .timeout = 20);
 
 static void write_standard_log(void)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = { .term = 2, .vote = 1, .commit = 0 };
 
 	cr_assert_eq(lt_append(ls, 1, 4, 1, &hs), 0);
@@ -49,7 +36,7 @@ static void assert_open_corrupt(const char *frag1, const char *frag2)
 {
 	char msg[RL_LOG_ERRMSG_MAX];
 	rl_logstore *ls = (void *)1;
-	int err = rl_logstore_open(dir, NULL, &ls, msg, sizeof(msg));
+	int err = rl_logstore_open(lt_dir, NULL, &ls, msg, sizeof(msg));
 
 	cr_assert_eq(err, RL_LOG_ERR_CORRUPT, "open gave %s (%s)",
 		     rl_logstore_strerror(err), msg);
@@ -62,7 +49,7 @@ static void assert_open_corrupt(const char *frag1, const char *frag2)
 
 static void flip_entry_byte(rl_index i, size_t off)
 {
-	struct lt_raw *r = lt_raw_open(dir);
+	struct lt_raw *r = lt_raw_open(lt_dir);
 	uint8_t rec[512];
 	size_t len = lt_raw_get_entry(r, i, rec, sizeof(rec));
 
@@ -93,7 +80,7 @@ Test(corrupt, flipped_committed_entry_fails_every_read_of_it)
 {
 	write_standard_log();
 	flip_entry_byte(3, RL_LOG_ENTRY_HEADER_BYTES + 1);
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_entry *e = (void *)1;
 	size_t n = 5;
 	rl_term t;
@@ -109,7 +96,7 @@ Test(corrupt, flipped_committed_entry_fails_every_read_of_it)
 	cr_assert_eq(rl_logstore_term(ls, 2, &t), RL_LOG_ERR_STOPPED);
 	cr_assert_eq(lt_append(ls, 11, 1, 2, NULL), RL_LOG_ERR_STOPPED);
 	rl_logstore_close(ls);
-	ls = lt_open(dir);
+	ls = lt_open(lt_dir);
 	cr_assert_eq(rl_logstore_term(ls, 3, &t), RL_LOG_ERR_CORRUPT);
 	cr_assert(strstr(rl_logstore_errmsg(ls), "index 3"), "%s",
 		  rl_logstore_errmsg(ls));
@@ -120,7 +107,7 @@ Test(corrupt, flipped_committed_entry_fails_every_read_of_it)
  * marker, flip one, reopen. */
 Test(corrupt, flipped_byte_in_data_file_is_found)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = { .term = 1, .commit = 0 };
 	uint8_t marker[64];
 	struct rl_entry e = { .term = 1, .index = 1, .data_len = 64,
@@ -134,7 +121,7 @@ Test(corrupt, flipped_byte_in_data_file_is_found)
 		marker[k] = (uint8_t)("raftbus-corruption-marker"[k % 25] + k);
 	cr_assert_eq(rl_logstore_save(ls, &b), 0);
 	rl_logstore_close(ls);
-	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	snprintf(path, sizeof(path), "%s/data.mdb", lt_dir);
 	int fd = open(path, O_RDWR);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(fstat(fd, &sb), 0);
@@ -153,7 +140,7 @@ Test(corrupt, flipped_byte_in_data_file_is_found)
 Test(corrupt, commit_beyond_last_index_fails_open)
 {
 	write_standard_log();
-	struct lt_raw *r = lt_raw_open(dir);
+	struct lt_raw *r = lt_raw_open(lt_dir);
 	for (rl_index i = 5; i <= 10; i++)
 		lt_raw_del_entry(r, i); /* lost writes: log ends at 4 */
 	lt_raw_close(r);
@@ -164,7 +151,7 @@ Test(corrupt, commit_beyond_last_index_fails_open)
 Test(corrupt, missing_uncommitted_tail_fails_open)
 {
 	write_standard_log();
-	struct lt_raw *r = lt_raw_open(dir);
+	struct lt_raw *r = lt_raw_open(lt_dir);
 	lt_raw_del_entry(r, 10);
 	lt_raw_del_entry(r, 9);
 	lt_raw_close(r);
@@ -175,7 +162,7 @@ Test(corrupt, missing_uncommitted_tail_fails_open)
 Test(corrupt, missing_log_fails_open)
 {
 	write_standard_log();
-	struct lt_raw *r = lt_raw_open(dir);
+	struct lt_raw *r = lt_raw_open(lt_dir);
 	lt_raw_drop_entries(r);
 	lt_raw_close(r);
 	assert_open_corrupt("commit index 6", "last log index 0");
@@ -184,7 +171,7 @@ Test(corrupt, missing_log_fails_open)
 Test(corrupt, gap_in_committed_entries_fails_open)
 {
 	write_standard_log();
-	struct lt_raw *r = lt_raw_open(dir);
+	struct lt_raw *r = lt_raw_open(lt_dir);
 	lt_raw_del_entry(r, 4);
 	lt_raw_close(r);
 	assert_open_corrupt("index 5", "gap");
@@ -193,7 +180,7 @@ Test(corrupt, gap_in_committed_entries_fails_open)
 Test(corrupt, record_under_wrong_key_fails_open)
 {
 	write_standard_log();
-	struct lt_raw *r = lt_raw_open(dir);
+	struct lt_raw *r = lt_raw_open(lt_dir);
 	uint8_t rec[512];
 	size_t len = lt_raw_get_entry(r, 2, rec, sizeof(rec));
 	lt_raw_put_entry(r, 3, rec, len); /* a valid record, wrong place */
@@ -201,36 +188,40 @@ Test(corrupt, record_under_wrong_key_fails_open)
 	assert_open_corrupt("index 3", "stored index 2");
 }
 
+/* Stores a valid record (right CRC and stored index) of entry i, term t,
+ * straight into the closed store's LMDB: only its place in the log is
+ * wrong, so open must find it by the log's rules, not by a checksum. */
+static void put_valid_record(rl_index i, rl_term t)
+{
+	struct lt_raw *r = lt_raw_open(lt_dir);
+	uint8_t rec[64], data[4] = { 1, 2, 3, 4 };
+	size_t len = lt_make_record(rec, i, t, RL_ENTRY_NORMAL, data, 4);
+	lt_raw_put_entry(r, i, rec, len);
+	lt_raw_close(r);
+}
+
 Test(corrupt, term_going_down_fails_open)
 {
 	write_standard_log();
-	struct lt_raw *r = lt_raw_open(dir);
-	uint8_t rec[64], data[4] = { 1, 2, 3, 4 };
 	/* A well-formed, checksummed record of term 1 after term 2. */
-	size_t len = lt_make_record(rec, 6, 1, RL_ENTRY_NORMAL, data, 4);
-	lt_raw_put_entry(r, 6, rec, len);
-	lt_raw_close(r);
+	put_valid_record(6, 1);
 	assert_open_corrupt("index 6", "term 1 is lower than the term 2");
 }
 
 Test(corrupt, entry_below_snapshot_fails_open)
 {
 	write_standard_log();
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	cr_assert_eq(rl_logstore_compact(ls, 5, NULL), 0);
 	rl_logstore_close(ls);
-	struct lt_raw *r = lt_raw_open(dir);
-	uint8_t rec[64], data[4] = { 1, 2, 3, 4 };
-	size_t len = lt_make_record(rec, 3, 1, RL_ENTRY_NORMAL, data, 4);
-	lt_raw_put_entry(r, 3, rec, len);
-	lt_raw_close(r);
+	put_valid_record(3, 1);
 	assert_open_corrupt("index 3", "at or below the snapshot index 5");
 }
 
 Test(corrupt, damaged_hard_state_record_fails_open)
 {
 	write_standard_log();
-	struct lt_raw *r = lt_raw_open(dir);
+	struct lt_raw *r = lt_raw_open(lt_dir);
 	lt_raw_flip_meta(r, "state", 8); /* the vote */
 	lt_raw_close(r);
 	assert_open_corrupt("'state'", "checksum");
@@ -239,7 +230,7 @@ Test(corrupt, damaged_hard_state_record_fails_open)
 Test(corrupt, lost_metadata_with_entries_fails_open)
 {
 	write_standard_log();
-	struct lt_raw *r = lt_raw_open(dir);
+	struct lt_raw *r = lt_raw_open(lt_dir);
 	lt_raw_del_meta(r, "version");
 	lt_raw_del_meta(r, "state");
 	lt_raw_del_meta(r, "snapshot");
@@ -251,7 +242,7 @@ Test(corrupt, lost_metadata_with_entries_fails_open)
 Test(corrupt, lost_snapshot_record_fails_open)
 {
 	write_standard_log();
-	struct lt_raw *r = lt_raw_open(dir);
+	struct lt_raw *r = lt_raw_open(lt_dir);
 	lt_raw_del_meta(r, "snapshot");
 	lt_raw_close(r);
 	assert_open_corrupt("'snapshot'", "missing");

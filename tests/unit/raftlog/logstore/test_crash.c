@@ -271,22 +271,8 @@ static uint32_t run_round(const char *path, uint64_t seed, uint64_t delay_us,
 	return reported;
 }
 
-static char *dir;
-
-static void setup(void)
-{
-	dir = lt_tmpdir();
-}
-
-/* Runs even when an assertion failed: no directory is left behind. */
-static void teardown(void)
-{
-	lt_rmdir(dir);
-	dir = NULL;
-}
-
 Test(crash, killed_member_keeps_every_acknowledged_batch, .timeout = 60,
-     .init = setup, .fini = teardown)
+     .init = lt_setup, .fini = lt_teardown)
 {
 	/* RL_CRASH_SEED replays an operation sequence (kill moments stay
 	 * timing-dependent). */
@@ -308,7 +294,7 @@ Test(crash, killed_member_keeps_every_acknowledged_batch, .timeout = 60,
 		uint64_t delay = CRASH_DELAY_MIN_US +
 				 mix(seed) % CRASH_DELAY_SPAN_US;
 		bool killed;
-		uint32_t k = run_round(dir, seed, delay, &killed);
+		uint32_t k = run_round(lt_dir, seed, delay, &killed);
 		struct op op;
 
 		total += k;
@@ -321,7 +307,7 @@ Test(crash, killed_member_keeps_every_acknowledged_batch, .timeout = 60,
 		gen_op(&next.pos, seed, k, &op);
 		apply_op(&next, &op);
 
-		rl_logstore *ls = lt_open(dir); /* fails on corruption */
+		rl_logstore *ls = lt_open(lt_dir); /* fails on corruption */
 		if (!store_equals(ls, &m, why, sizeof(why))) {
 			char why2[160];
 			cr_assert(k < CRASH_OPS_MAX &&

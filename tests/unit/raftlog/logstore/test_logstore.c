@@ -11,20 +11,7 @@
 
 #include "lt_helpers.h"
 
-static char *dir;
-
-static void setup(void)
-{
-	dir = lt_tmpdir();
-}
-
-static void teardown(void)
-{
-	lt_rmdir(dir);
-	dir = NULL;
-}
-
-TestSuite(logstore, .init = setup, .fini = teardown, .timeout = 20);
+TestSuite(logstore, .init = lt_setup, .fini = lt_teardown, .timeout = 20);
 
 static struct rl_hard_state hs_of(rl_term t, rl_id v, rl_index c)
 {
@@ -45,12 +32,12 @@ static void assert_hs(rl_logstore *ls, rl_term t, rl_id v, rl_index c)
 static rl_logstore *reopen(rl_logstore *ls)
 {
 	rl_logstore_close(ls);
-	return lt_open(dir);
+	return lt_open(lt_dir);
 }
 
 Test(logstore, new_log_is_empty)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_snapshot_meta sm;
 	rl_term t = 99;
 
@@ -70,7 +57,7 @@ Test(logstore, new_log_is_empty)
 
 Test(logstore, append_and_read_back)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(1, 1, 0);
 	struct rl_entry *e = (void *)1;
 	size_t n = 7;
@@ -97,7 +84,7 @@ Test(logstore, append_and_read_back)
  * at least one entry so that a large entry cannot block replication. */
 Test(logstore, entries_respects_bytes_max_but_returns_one)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(1, 0, 0);
 	uint8_t big[1000];
 	struct rl_entry in[4];
@@ -135,7 +122,7 @@ Test(logstore, entries_respects_bytes_max_but_returns_one)
 
 Test(logstore, hard_state_round_trip)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(3, 2, 0);
 	struct rl_logstore_batch b = { .hard_state = &hs };
 
@@ -159,7 +146,7 @@ Test(logstore, hard_state_round_trip)
  * break what is already on disk, and keeps what it had. */
 Test(logstore, hard_state_never_goes_back_or_votes_twice)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(5, 0, 0);
 	struct rl_logstore_batch b = { .hard_state = &hs };
 
@@ -195,7 +182,7 @@ Test(logstore, hard_state_never_goes_back_or_votes_twice)
  * one starting inside the log replaces from exactly that index (§5.3). */
 Test(logstore, save_after_last_appends_and_inside_truncates_from_there)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(1, 0, 3);
 	rl_term want[12];
 
@@ -227,7 +214,7 @@ Test(logstore, save_after_last_appends_and_inside_truncates_from_there)
  * suffix is intact, on disk and in the handle. */
 Test(logstore, truncate_and_append_are_one_write)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(4, 0, 2);
 
 	cr_assert_eq(lt_append(ls, 1, 3, 2, &hs), 0);
@@ -245,7 +232,7 @@ Test(logstore, truncate_and_append_are_one_write)
 
 Test(logstore, never_overwrites_committed_entries)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(2, 0, 5);
 
 	cr_assert_eq(lt_append(ls, 1, 8, 1, &hs), 0);
@@ -266,7 +253,7 @@ static void assert_unchanged(rl_logstore *ls)
 
 Test(logstore, bad_batches_are_refused_and_change_nothing)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(1, 0, 2);
 	uint8_t small[8] = { 0 };
 	struct rl_entry e[3];
@@ -310,7 +297,7 @@ Test(logstore, bad_batches_are_refused_and_change_nothing)
 
 Test(logstore, batch_over_bytes_max_is_refused)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	size_t n = RL_LOG_BATCH_BYTES_MAX / RL_ENTRY_DATA_MAX + 1;
 	struct rl_entry *e = calloc(n, sizeof(*e));
 	uint8_t *big = calloc(1, RL_ENTRY_DATA_MAX);
@@ -341,7 +328,7 @@ Test(logstore, batch_over_bytes_max_is_refused)
 
 Test(logstore, compaction_keeps_term_of_compacted_index)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(3, 0, 8);
 	struct rl_conf_state conf = { .voters_n = 3, .voters = { 1, 2, 3 } };
 	struct rl_logstore_batch b = { .conf = &conf };
@@ -403,7 +390,7 @@ static struct rl_snapshot_meta snap_of(rl_index i, rl_term t)
 /* Snapshot past the log's end: the log is replaced by the snapshot. */
 Test(logstore, snapshot_past_end_drops_log)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(1, 0, 2);
 	struct rl_snapshot_meta sm = snap_of(20, 3), got;
 	struct rl_conf_state conf;
@@ -438,7 +425,7 @@ Test(logstore, snapshot_past_end_drops_log)
  * commit index moves up to the snapshot (it holds committed state only). */
 Test(logstore, snapshot_matching_log_keeps_suffix)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(2, 0, 0);
 	struct rl_snapshot_meta sm = snap_of(7, 2);
 	struct rl_logstore_batch b = { .snapshot = &sm };
@@ -457,7 +444,7 @@ Test(logstore, snapshot_matching_log_keeps_suffix)
 
 Test(logstore, snapshot_contradicting_log_replaces_it)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(1, 0, 2);
 	struct rl_snapshot_meta sm = snap_of(7, 3);
 	struct rl_logstore_batch b = { .snapshot = &sm, .hard_state = &hs };
@@ -477,7 +464,7 @@ Test(logstore, snapshot_contradicting_log_replaces_it)
 
 Test(logstore, snapshot_stale_or_contradicting_commit_refused)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(2, 0, 6);
 	struct rl_snapshot_meta sm = snap_of(5, 2);
 	struct rl_logstore_batch b = { .snapshot = &sm };
@@ -498,7 +485,7 @@ Test(logstore, snapshot_stale_or_contradicting_commit_refused)
  * one ready: one batch. */
 Test(logstore, snapshot_entries_and_hard_state_in_one_batch)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(5, 2, 22);
 	struct rl_snapshot_meta sm = snap_of(20, 4);
 	struct rl_entry e[3];
@@ -522,7 +509,7 @@ Test(logstore, snapshot_entries_and_hard_state_in_one_batch)
 
 Test(logstore, reopen_gives_identical_state)
 {
-	rl_logstore *ls = lt_open(dir);
+	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_hard_state hs = hs_of(2, 1, 30);
 	struct rl_conf_state conf = { .voters_n = 1, .voters = { 7 } }, c2;
 	struct rl_snapshot_meta s1, s2;
@@ -580,7 +567,7 @@ Test(logstore, map_grows_on_demand_up_to_its_bound)
 	char msg[RL_LOG_ERRMSG_MAX];
 	int err = 0;
 
-	cr_assert_eq(rl_logstore_open(dir, &o, &ls, msg, sizeof(msg)), 0,
+	cr_assert_eq(rl_logstore_open(lt_dir, &o, &ls, msg, sizeof(msg)), 0,
 		     "%s", msg);
 	for (rl_index i = 1; i <= 64; i++) {
 		e.index = i;
@@ -593,7 +580,7 @@ Test(logstore, map_grows_on_demand_up_to_its_bound)
 	/* A lower bound than what is stored: writes fail cleanly. */
 	o.map_size_max_bytes = 5u << 20;
 	o.map_size_bytes = 5u << 20;
-	cr_assert_eq(rl_logstore_open(dir, &o, &ls, msg, sizeof(msg)), 0,
+	cr_assert_eq(rl_logstore_open(lt_dir, &o, &ls, msg, sizeof(msg)), 0,
 		     "%s", msg);
 	for (rl_index i = 65; i <= 200 && err == 0; i++) {
 		e.index = i;
@@ -606,7 +593,7 @@ Test(logstore, map_grows_on_demand_up_to_its_bound)
 		  rl_logstore_errmsg(ls));
 	rl_index last = rl_logstore_last_index(ls);
 	rl_logstore_close(ls);
-	ls = lt_open(dir);
+	ls = lt_open(lt_dir);
 	cr_assert_eq(rl_logstore_last_index(ls), last);
 	struct rl_entry *out;
 	size_t n;
@@ -619,15 +606,15 @@ Test(logstore, map_grows_on_demand_up_to_its_bound)
 
 Test(logstore, second_handle_on_same_directory_is_refused)
 {
-	rl_logstore *ls = lt_open(dir), *ls2 = NULL;
+	rl_logstore *ls = lt_open(lt_dir), *ls2 = NULL;
 	char msg[RL_LOG_ERRMSG_MAX];
 
-	cr_assert_eq(rl_logstore_open(dir, NULL, &ls2, msg, sizeof(msg)),
+	cr_assert_eq(rl_logstore_open(lt_dir, NULL, &ls2, msg, sizeof(msg)),
 		     RL_LOG_ERR_BUSY);
 	cr_assert_null(ls2);
 	cr_assert(strstr(msg, "already open"), "%s", msg);
 	rl_logstore_close(ls);
-	ls = lt_open(dir);
+	ls = lt_open(lt_dir);
 	rl_logstore_close(ls);
 }
 
@@ -641,16 +628,16 @@ Test(logstore, open_rejects_bad_arguments_and_foreign_files)
 
 	cr_assert_eq(rl_logstore_open(NULL, NULL, &ls, msg, sizeof(msg)),
 		     RL_LOG_ERR_INVALID);
-	cr_assert_eq(rl_logstore_open(dir, &o, &ls, msg, sizeof(msg)),
+	cr_assert_eq(rl_logstore_open(lt_dir, &o, &ls, msg, sizeof(msg)),
 		     RL_LOG_ERR_INVALID);
 	cr_assert_null(ls);
-	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	snprintf(path, sizeof(path), "%s/data.mdb", lt_dir);
 	f = fopen(path, "wb");
 	cr_assert_not_null(f);
 	memset(junk, 0x5a, sizeof(junk));
 	cr_assert_eq(fwrite(junk, 1, sizeof(junk), f), sizeof(junk));
 	fclose(f);
-	cr_assert_eq(rl_logstore_open(dir, NULL, &ls, msg, sizeof(msg)),
+	cr_assert_eq(rl_logstore_open(lt_dir, NULL, &ls, msg, sizeof(msg)),
 		     RL_LOG_ERR_VERSION, "%s", msg);
 	cr_assert_null(ls);
 }
@@ -676,7 +663,7 @@ Test(logstore, os_errors_are_mapped)
 	rl_logstore *ls = (void *)1;
 	FILE *f;
 
-	snprintf(file, sizeof(file), "%s/not-a-dir", dir);
+	snprintf(file, sizeof(file), "%s/not-a-dir", lt_dir);
 	f = fopen(file, "w");
 	cr_assert_not_null(f);
 	fclose(f);

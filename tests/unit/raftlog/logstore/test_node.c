@@ -17,20 +17,7 @@
 /* Readies handled per drain at most: a single member settles far sooner. */
 #define NODE_READIES_MAX 1000
 
-static char *dir;
-
-static void setup(void)
-{
-	dir = lt_tmpdir();
-}
-
-static void teardown(void)
-{
-	lt_rmdir(dir);
-	dir = NULL;
-}
-
-TestSuite(node, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(node, .init = lt_setup, .fini = lt_teardown, .timeout = 30);
 
 struct member {
 	rl_logstore *ls;
@@ -44,7 +31,7 @@ static void member_start(struct member *m)
 {
 	struct rl_config cfg = { .id = 1, .seed = 42 };
 
-	m->ls = lt_open(dir);
+	m->ls = lt_open(lt_dir);
 	rl_logstore_storage(m->ls, &m->storage);
 	rl_logstore_hard_state(m->ls, &cfg.hard_state);
 	cfg.bootstrap.voters_n = 1;

@@ -144,6 +144,34 @@ Test(store_model, quota_refuses_puts_then_compaction_frees)
 
 struct reader_arg { st_store *st; volatile int *stop; char err[256]; };
 
+/* READERS_N threads running one reader function against st. */
+struct readers {
+	volatile int stop;
+	struct reader_arg ra[READERS_N];
+	pthread_t th[READERS_N];
+};
+
+static void readers_start(struct readers *rs, st_store *st,
+	void *(*fn)(void *))
+{
+	rs->stop = 0;
+	for (int i = 0; i < READERS_N; i++) {
+		rs->ra[i] = (struct reader_arg){ .st = st, .stop = &rs->stop };
+		cr_assert_eq(pthread_create(&rs->th[i], NULL, fn, &rs->ra[i]), 0);
+	}
+}
+
+/* Stops and joins the readers; each one's first error fails the test. */
+static void readers_stop(struct readers *rs)
+{
+	rs->stop = 1;
+	for (int i = 0; i < READERS_N; i++) {
+		pthread_join(rs->th[i], NULL);
+		cr_expect(rs->ra[i].err[0] == 0, "reader %d: %s", i,
+			rs->ra[i].err);
+	}
+}
+
 static void *reader_main(void *p)
 {
 	struct reader_arg *ra = p;
@@ -180,13 +208,8 @@ Test(store_model, readers_see_whole_txns_concurrently)
 	st_options_init(&o);
 	o.no_sync = true;
 	st_store *st = open_tmp(dir, sizeof(dir), &o);
-	volatile int stop = 0;
-	struct reader_arg ra[READERS_N];
-	pthread_t th[READERS_N];
-	for (int i = 0; i < READERS_N; i++) {
-		ra[i] = (struct reader_arg){ .st = st, .stop = &stop };
-		cr_assert_eq(pthread_create(&th[i], NULL, reader_main, &ra[i]), 0);
-	}
+	struct readers rs;
+	readers_start(&rs, st, reader_main);
 	for (int i = 1; i <= READER_TXNS; i++) {
 		char v[16];
 		size_t vn = (size_t)snprintf(v, sizeof(v), "%d", i);
@@ -202,11 +225,7 @@ Test(store_model, readers_see_whole_txns_concurrently)
 		cr_assert_eq(apply_one(st, (st_index)i, &txn, &res), 0);
 		st_result_free(&res);
 	}
-	stop = 1;
-	for (int i = 0; i < READERS_N; i++) {
-		pthread_join(th[i], NULL);
-		cr_expect(ra[i].err[0] == 0, "reader %d: %s", i, ra[i].err);
-	}
+	readers_stop(&rs);
 	st_close(st);
 	model_rmdir(dir);
 }
@@ -309,20 +328,11 @@ Test(store_model, readers_during_map_growth)
 	o.no_sync = true;
 	o.map_bytes = 1u << 20;
 	st_store *st = open_tmp(dir, sizeof(dir), &o);
-	volatile int stop = 0;
-	struct reader_arg ra[READERS_N];
-	pthread_t th[READERS_N];
-	for (int i = 0; i < READERS_N; i++) {
-		ra[i] = (struct reader_arg){ .st = st, .stop = &stop };
-		cr_assert_eq(pthread_create(&th[i], NULL, grow_reader_main, &ra[i]), 0);
-	}
+	struct readers rs;
+	readers_start(&rs, st, grow_reader_main);
 	st_index idx = 0;
 	int rc = fill(st, &idx, 8192, 1); /* one put per txn: many growth points */
-	stop = 1;
-	for (int i = 0; i < READERS_N; i++) {
-		pthread_join(th[i], NULL);
-		cr_expect(ra[i].err[0] == 0, "reader %d: %s", i, ra[i].err);
-	}
+	readers_stop(&rs);
 	cr_assert_eq(rc, 0, "fill: %s", st_strerror(rc));
 	cr_assert_gt(status_of(st).map_bytes, o.map_bytes);
 	st_close(st);
