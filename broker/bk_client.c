@@ -1,0 +1,684 @@
+/*
+ * bk_client.c - the client side of the server: a rep0 socket on the client
+ * URL with BK_CLIENT_CTX_MAX contexts (one request in flight each), the
+ * rb_wire request codec, and the mapping of requests to proposals, reads
+ * and status answers.
+ *
+ * nng callback threads only move a received request into the loop's inbox
+ * (no decoding); the loop decodes it, and every reply is encoded and sent
+ * from the loop thread. A request is kept (as its raw nng message) while it
+ * waits for commit or for its read index, and decoded again to answer it:
+ * this keeps no decoded state alive across turns.
+ *
+ * Writes on a member that is not the leader are answered "not leader" with
+ * the leader's id and client URL (learned from the peers' hello messages);
+ * libraftbus retries there invisibly. Linearizable reads work on every
+ * member (ReadIndex forwarded to the leader by the Raft core).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bk_int.h"
+
+#include <nng/protocol/reqrep0/rep.h>
+#include "rb_wire.h"
+
+/* ---- a tiny arena for conversions --------------------------------------- */
+
+struct arena {
+	void *ptrs[256];
+	size_t n;
+	bool oom;
+};
+
+static void *arena_alloc(struct arena *a, size_t n, size_t size)
+{
+	if (n == 0)
+		return NULL;
+	void *p = a->n < 256 ? calloc(n, size) : NULL;
+	if (!p) {
+		a->oom = true;
+		return NULL;
+	}
+	a->ptrs[a->n++] = p;
+	return p;
+}
+
+static void arena_free(struct arena *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->ptrs[i]);
+	a->n = 0;
+}
+
+/* ---- rb_op -> st_op ----------------------------------------------------- */
+
+static void conv_op(struct arena *a, const struct rb_op *in, struct st_op *out);
+
+static void conv_ops(struct arena *a, const struct rb_op *in, size_t n,
+    const struct st_op **out)
+{
+	struct st_op *ops = arena_alloc(a, n, sizeof(*ops));
+	for (size_t i = 0; ops && i < n; i++)
+		conv_op(a, &in[i], &ops[i]);
+	*out = ops;
+}
+
+static void conv_txn(struct arena *a, const struct rb_txn *in,
+    struct st_txn *out)
+{
+	struct st_compare *c = arena_alloc(a, in->compares_n, sizeof(*c));
+	for (size_t i = 0; c && i < in->compares_n; i++) {
+		const struct rb_compare *x = &in->compares[i];
+		c[i] = (struct st_compare){ .target = x->target,
+		    .result = x->result, .key = x->key, .key_len = x->key_len,
+		    .range_end = x->range_end,
+		    .range_end_len = x->range_end_len, .number = x->number,
+		    .value = x->value, .value_len = x->value_len };
+	}
+	out->compares = c;
+	out->compares_n = in->compares_n;
+	conv_ops(a, in->success, in->success_n, &out->success);
+	out->success_n = in->success_n;
+	conv_ops(a, in->failure, in->failure_n, &out->failure);
+	out->failure_n = in->failure_n;
+}
+
+static void conv_range(const struct rb_range *x, struct st_range *r)
+{
+	*r = (struct st_range){ .key = x->key, .key_len = x->key_len,
+	    .range_end = x->range_end, .range_end_len = x->range_end_len,
+	    .revision = x->revision, .limit = x->limit,
+	    .sort_target = x->sort_target, .sort_order = x->sort_order,
+	    .keys_only = x->keys_only, .count_only = x->count_only,
+	    .min_mod_revision = x->min_mod_revision,
+	    .max_mod_revision = x->max_mod_revision,
+	    .min_create_revision = x->min_create_revision,
+	    .max_create_revision = x->max_create_revision };
+}
+
+static void conv_op(struct arena *a, const struct rb_op *in, struct st_op *out)
+{
+	memset(out, 0, sizeof(*out));
+	switch (in->type) {
+	case RB_OP_PUT: {
+		const struct rb_put *x = &in->u.put;
+		out->type = ST_OP_PUT;
+		out->u.put = (struct st_put){ .key = x->key,
+		    .key_len = x->key_len, .value = x->value,
+		    .value_len = x->value_len, .lease = x->lease,
+		    .prev_kv = x->prev_kv, .ignore_value = x->ignore_value,
+		    .ignore_lease = x->ignore_lease };
+		break;
+	}
+	case RB_OP_RANGE:
+		out->type = ST_OP_RANGE;
+		conv_range(&in->u.range, &out->u.range);
+		break;
+	case RB_OP_DELETE_RANGE: {
+		const struct rb_delete_range *x = &in->u.delete_range;
+		out->type = ST_OP_DELETE_RANGE;
+		out->u.delete_range = (struct st_delete_range){ .key = x->key,
+		    .key_len = x->key_len, .range_end = x->range_end,
+		    .range_end_len = x->range_end_len, .prev_kv = x->prev_kv };
+		break;
+	}
+	case RB_OP_TXN:
+		out->type = ST_OP_TXN;
+		conv_txn(a, &in->u.txn, &out->u.txn);
+		break;
+	case RB_OP_COMPACT:
+		out->type = ST_OP_COMPACT;
+		out->u.compact.revision = in->u.compact.revision;
+		break;
+	case RB_OP_LEASE_GRANT:
+		out->type = ST_OP_LEASE_GRANT;
+		out->u.lease_grant.id = in->u.lease_grant.id;
+		out->u.lease_grant.ttl_s = in->u.lease_grant.ttl_s;
+		break;
+	case RB_OP_LEASE_REVOKE:
+		out->type = ST_OP_LEASE_REVOKE;
+		out->u.lease_revoke.id = in->u.lease_revoke.id;
+		break;
+	default:
+		out->type = ST_OP_TYPE_COUNT; /* refused by the store */
+	}
+}
+
+/* ---- st_result -> rb_resp ----------------------------------------------- */
+
+static int map_err(int st)
+{
+	switch (st) {
+	case ST_ERR_EMPTY_KEY: return RB_ERR_EMPTY_KEY;
+	case ST_ERR_TOO_LARGE: return RB_ERR_TOO_LARGE;
+	case ST_ERR_KEY_NOT_FOUND: return RB_ERR_KEY_NOT_FOUND;
+	case ST_ERR_LEASE_NOT_FOUND: return RB_ERR_LEASE_NOT_FOUND;
+	case ST_ERR_LEASE_EXISTS: return RB_ERR_LEASE_EXISTS;
+	case ST_ERR_LEASE_TTL_TOO_LARGE: return RB_ERR_LEASE_TTL_TOO_LARGE;
+	case ST_ERR_COMPACTED: return RB_ERR_COMPACTED;
+	case ST_ERR_FUTURE_REV: return RB_ERR_FUTURE_REV;
+	case ST_ERR_TOO_MANY_OPS: return RB_ERR_TOO_MANY_OPS;
+	case ST_ERR_DUPLICATE_KEY: return RB_ERR_DUPLICATE_KEY;
+	case ST_ERR_NOSPACE: return RB_ERR_NOSPACE;
+	case ST_ERR_TOO_MANY_COMPARES:
+	case ST_ERR_TXN_TOO_DEEP: return RB_ERR_INVALID_TXN;
+	case ST_ERR_NOMEM:
+	case ST_ERR_IO:
+	case ST_ERR_DISK_FULL:
+	case ST_ERR_CORRUPT: return RB_ERR_INTERNAL;
+	default:
+		/* every other store error is the request's fault (invalid,
+		 * key too long, unknown op, value/lease provided, ...): the
+		 * store's etcd text goes with it */
+		return RB_ERR_BAD_REQUEST;
+	}
+}
+
+static void conv_kv(const struct st_kv *in, struct rb_kv *out)
+{
+	*out = (struct rb_kv){ .key = in->key, .key_len = in->key_len,
+	    .value = in->value, .value_len = in->value_len,
+	    .create_revision = in->create_revision,
+	    .mod_revision = in->mod_revision, .version = in->version,
+	    .lease = in->lease };
+}
+
+static struct rb_kv *conv_kvs(struct arena *a, const struct st_kv *in,
+    size_t n)
+{
+	struct rb_kv *kvs = arena_alloc(a, n, sizeof(*kvs));
+	for (size_t i = 0; kvs && i < n; i++)
+		conv_kv(&in[i], &kvs[i]);
+	return kvs;
+}
+
+static void conv_resp(struct arena *a, const struct st_op_resp *in,
+    struct rb_op_resp *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->type = in->type;
+	switch (in->type) {
+	case ST_RESP_PUT:
+		out->u.put.has_prev_kv = in->u.put.has_prev_kv;
+		conv_kv(&in->u.put.prev_kv, &out->u.put.prev_kv);
+		break;
+	case ST_RESP_RANGE:
+		out->u.range.kvs = conv_kvs(a, in->u.range.kvs,
+		    in->u.range.kvs_n);
+		out->u.range.kvs_n = in->u.range.kvs_n;
+		out->u.range.count = in->u.range.count;
+		out->u.range.more = in->u.range.more;
+		break;
+	case ST_RESP_DELETE_RANGE:
+		out->u.delete_range.deleted = in->u.delete_range.deleted;
+		out->u.delete_range.prev_kvs = conv_kvs(a,
+		    in->u.delete_range.prev_kvs, in->u.delete_range.prev_kvs_n);
+		out->u.delete_range.prev_kvs_n = in->u.delete_range.prev_kvs_n;
+		break;
+	case ST_RESP_TXN: {
+		const struct st_txn_resp *t = &in->u.txn;
+		struct rb_op_resp *rs = arena_alloc(a, t->responses_n,
+		    sizeof(*rs));
+		for (size_t i = 0; rs && i < t->responses_n; i++)
+			conv_resp(a, &t->responses[i], &rs[i]);
+		out->u.txn.succeeded = t->succeeded;
+		out->u.txn.responses = rs;
+		out->u.txn.responses_n = t->responses_n;
+		break;
+	}
+	case ST_RESP_LEASE_GRANT:
+		out->u.lease_grant.id = in->u.lease_grant.id;
+		out->u.lease_grant.ttl_s = in->u.lease_grant.ttl_s;
+		break;
+	case ST_RESP_COMPACT:
+	case ST_RESP_LEASE_REVOKE:
+		break;
+	default:
+		out->type = RB_OP_NONE;
+	}
+}
+
+/* ---- sending replies ---------------------------------------------------- */
+
+static void creq_send(struct bk_creq *r, uint8_t *buf, size_t len)
+{
+	nng_msg *msg = NULL;
+	if (r->req) {
+		nng_msg_free(r->req);
+		r->req = NULL;
+	}
+	if (!buf || nng_msg_alloc(&msg, 0) || nng_msg_append(msg, buf, len)) {
+		free(buf);
+		if (msg)
+			nng_msg_free(msg);
+		/* cannot answer: take the next request; the client times
+		 * out */
+		r->state = BK_CREQ_RECV;
+		nng_ctx_recv(r->ctx, r->aio);
+		return;
+	}
+	free(buf);
+	r->state = BK_CREQ_SEND;
+	nng_aio_set_msg(r->aio, msg);
+	nng_ctx_send(r->ctx, r->aio);
+}
+
+static void fill_header(struct bk_server *s, struct rb_resp *resp,
+    st_rev revision)
+{
+	resp->header.cluster_id = s->cfg.cluster_id;
+	resp->header.member_id = s->cfg.member_id;
+	resp->header.revision = revision ? revision : s->revision;
+	resp->header.raft_term = s->term;
+}
+
+static void send_resp(struct bk_server *s, struct bk_creq *r, uint64_t req_id,
+    uint8_t op, struct rb_resp *resp, st_rev revision)
+{
+	fill_header(s, resp, revision);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = rb_wire_encode_reply(req_id, op, resp, &buf, &len);
+	if (rc) {
+		bk_log(BK_LOG_WARN, "encode reply to op %u: %s", op,
+		    rb_strerror(rc));
+		struct rb_resp e = { .err = RB_ERR_INTERNAL,
+		    .msg = "cannot encode the reply" };
+		fill_header(s, &e, revision);
+		buf = NULL;
+		if (rb_wire_encode_reply(req_id, op, &e, &buf, &len))
+			buf = NULL;
+	}
+	creq_send(r, buf, len);
+}
+
+static const char *leader_url(struct bk_server *s)
+{
+	for (uint32_t i = 0; i < s->cfg.members_n; i++)
+		if (s->cfg.members[i].id == s->leader)
+			return s->cfg.members[i].client_url;
+	return "";
+}
+
+static void reply_err(struct bk_server *s, struct bk_creq *r, uint64_t req_id,
+    uint8_t op, int err, const char *msg, st_rev compact_rev)
+{
+	struct rb_resp resp = { .err = err, .msg = msg,
+	    .compact_revision = compact_rev };
+	if (err == RB_ERR_NOT_LEADER) {
+		resp.leader_id = s->leader;
+		resp.leader_url = leader_url(s);
+	}
+	send_resp(s, r, req_id, op, &resp, 0);
+}
+
+/* The request's id and op from its raw message (decoding again). */
+static rb_wire_request *redecode(struct bk_creq *r, uint64_t *id, uint8_t *op)
+{
+	rb_wire_request *wr = NULL;
+	*id = 0;
+	*op = RB_OP_NONE;
+	if (r->req)
+		rb_wire_decode_request(nng_msg_body(r->req),
+		    nng_msg_len(r->req), id, op, &wr);
+	return wr;
+}
+
+void bk_client_reply_error(struct bk_server *s, struct bk_creq *r, int err,
+    const char *msg)
+{
+	uint64_t id;
+	uint8_t op;
+	rb_wire_request_free(redecode(r, &id, &op));
+	reply_err(s, r, id, op, err, msg, 0);
+}
+
+static void reply_result(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    uint8_t op, const struct st_result *res)
+{
+	if (res->err) {
+		reply_err(s, r, id, op, map_err(res->err), res->msg,
+		    res->compact_revision);
+		return;
+	}
+	struct arena a = { .n = 0 };
+	struct rb_resp resp = { 0 };
+	conv_resp(&a, &res->resp, &resp.body);
+	if (a.oom)
+		reply_err(s, r, id, op, RB_ERR_INTERNAL, "out of memory", 0);
+	else
+		send_resp(s, r, id, op, &resp, res->revision);
+	arena_free(&a);
+}
+
+void bk_client_reply_applied(struct bk_server *s, struct bk_creq *r,
+    const struct st_op *op, const struct st_result *res)
+{
+	(void)op;
+	uint64_t id;
+	uint8_t rop;
+	rb_wire_request_free(redecode(r, &id, &rop));
+	reply_result(s, r, id, rop, res);
+}
+
+/* ---- serving requests --------------------------------------------------- */
+
+static void serve_range(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    const struct rb_op *op)
+{
+	struct st_range q;
+	conv_range(&op->u.range, &q);
+	struct st_result res = { 0 };
+	st_range(s->st, &q, &res);
+	reply_result(s, r, id, op->type, &res);
+	st_result_free(&res);
+}
+
+void bk_client_answer_read(struct bk_server *s, struct bk_creq *r)
+{
+	uint64_t id;
+	uint8_t opt;
+	rb_wire_request *wr = redecode(r, &id, &opt);
+	if (!wr) {
+		reply_err(s, r, id, opt, RB_ERR_BAD_REQUEST, NULL, 0);
+		return;
+	}
+	serve_range(s, r, id, rb_wire_request_op(wr));
+	rb_wire_request_free(wr);
+}
+
+static void serve_lease_ttl(struct bk_server *s, struct bk_creq *r,
+    uint64_t id, const struct rb_op *op)
+{
+	struct st_result res = { 0 };
+	const struct rb_lease_ttl_req *q = &op->u.lease_ttl;
+	struct rb_resp resp = { 0 };
+	resp.body.type = RB_OP_LEASE_TIMETOLIVE;
+	resp.body.u.lease_ttl.id = q->id;
+	if (st_lease_ttl(s->st, q->id, q->keys, &res)) {
+		/* etcd answers a missing lease with TTL -1, not an error */
+		resp.body.u.lease_ttl.ttl_s = -1;
+		send_resp(s, r, id, op->type, &resp, 0);
+		st_result_free(&res);
+		return;
+	}
+	const struct st_lease_ttl_resp *t = &res.resp.u.lease_ttl;
+	struct bk_lease *l = bk_lease_find(s, q->id);
+	int64_t left = l ? (l->expiry_ms - s->now_ms + 999) / 1000 :
+	    t->granted_ttl_s;
+	struct arena a = { .n = 0 };
+	struct rb_bytes *keys = arena_alloc(&a, t->keys_n, sizeof(*keys));
+	for (size_t i = 0; keys && i < t->keys_n; i++)
+		keys[i] = (struct rb_bytes){ t->keys[i].key, t->keys[i].key_len };
+	resp.body.u.lease_ttl.ttl_s = left < 0 ? 0 : left;
+	resp.body.u.lease_ttl.granted_ttl_s = t->granted_ttl_s;
+	resp.body.u.lease_ttl.keys = keys;
+	resp.body.u.lease_ttl.keys_n = keys ? t->keys_n : 0;
+	send_resp(s, r, id, op->type, &resp, 0);
+	arena_free(&a);
+	st_result_free(&res);
+}
+
+static void serve_keepalive(struct bk_server *s, struct bk_creq *r,
+    uint64_t id, const struct rb_op *op)
+{
+	struct bk_lease *l = bk_lease_find(s, op->u.lease_keepalive.id);
+	/* an expired lease is being revoked: too late to renew it */
+	if (!l || l->expiry_ms <= s->now_ms) {
+		reply_err(s, r, id, op->type, RB_ERR_LEASE_NOT_FOUND, NULL, 0);
+		return;
+	}
+	l->expiry_ms = s->now_ms + l->ttl_s * 1000;
+	l->revoke_sent_ms = 0;
+	struct rb_resp resp = { 0 };
+	resp.body.type = RB_OP_LEASE_KEEPALIVE;
+	resp.body.u.lease_keepalive.id = l->id;
+	resp.body.u.lease_keepalive.ttl_s = l->ttl_s;
+	send_resp(s, r, id, op->type, &resp, 0);
+}
+
+static void serve_leases(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    const struct rb_op *op)
+{
+	struct st_result res = { 0 };
+	if (st_lease_list(s->st, &res)) {
+		reply_err(s, r, id, op->type, map_err(res.err), res.msg, 0);
+		st_result_free(&res);
+		return;
+	}
+	const struct st_lease_list_resp *ll = &res.resp.u.lease_list;
+	struct arena a = { .n = 0 };
+	rb_lease_id *ids = arena_alloc(&a, ll->leases_n, sizeof(*ids));
+	for (size_t i = 0; ids && i < ll->leases_n; i++)
+		ids[i] = ll->leases[i].id;
+	struct rb_resp resp = { 0 };
+	resp.body.type = RB_OP_LEASE_LEASES;
+	resp.body.u.lease_leases.ids = ids;
+	resp.body.u.lease_leases.ids_n = ids ? ll->leases_n : 0;
+	send_resp(s, r, id, op->type, &resp, res.revision);
+	arena_free(&a);
+	st_result_free(&res);
+}
+
+static void serve_members(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    const struct rb_op *op)
+{
+	struct rb_member ms[BK_MEMBERS_MAX];
+	const char *purls[BK_MEMBERS_MAX], *curls[BK_MEMBERS_MAX];
+	for (uint32_t i = 0; i < s->cfg.members_n; i++) {
+		struct bk_member *m = &s->cfg.members[i];
+		purls[i] = m->peer_url;
+		curls[i] = m->client_url;
+		ms[i] = (struct rb_member){ .id = m->id, .name = m->name,
+		    .peer_urls = &purls[i], .peer_urls_n = 1,
+		    .client_urls = &curls[i],
+		    .client_urls_n = m->client_url[0] ? 1 : 0 };
+	}
+	struct rb_resp resp = { 0 };
+	resp.body.type = RB_OP_MEMBER_LIST;
+	resp.body.u.member_list.members = ms;
+	resp.body.u.member_list.members_n = s->cfg.members_n;
+	send_resp(s, r, id, op->type, &resp, 0);
+}
+
+static void serve_status(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    const struct rb_op *op)
+{
+	struct st_status stt = { 0 };
+	st_status(s->st, &stt);
+	struct rl_status rs;
+	rl_status(s->node, &rs);
+	struct rb_resp resp = { 0 };
+	resp.body.type = op->type;
+	if (op->type == RB_OP_HEALTH) {
+		resp.body.u.health.healthy = rs.leader != RL_NONE;
+		resp.body.u.health.reason = rs.leader ? "" : "no leader";
+	} else {
+		struct rb_status_resp *st = &resp.body.u.status;
+		st->version = BK_VERSION;
+		st->db_size = (int64_t)stt.map_bytes;
+		st->db_size_in_use = (int64_t)stt.logical_bytes;
+		st->leader = rs.leader;
+		st->raft_index = rs.last_index;
+		st->raft_term = rs.hard_state.term;
+		st->raft_applied_index = s->applied;
+	}
+	send_resp(s, r, id, op->type, &resp, stt.revision);
+}
+
+/* Writes: converted to a store op and proposed. */
+static void serve_write(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    const struct rb_op *op)
+{
+	struct arena a = { .n = 0 };
+	struct st_op sop;
+	conv_op(&a, op, &sop);
+	if (sop.type == ST_OP_LEASE_GRANT &&
+	    sop.u.lease_grant.ttl_s < bk_lease_min_ttl_s(s))
+		sop.u.lease_grant.ttl_s = bk_lease_min_ttl_s(s);
+	int rc = a.oom ? RB_ERR_INTERNAL : bk_propose_op(s, r, &sop);
+	arena_free(&a);
+	if (rc)
+		reply_err(s, r, id, op->type, rc, rc == RB_ERR_TIMEOUT ?
+		    "etcdserver: too many requests" : NULL, 0);
+}
+
+static void dispatch(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    const struct rb_op *op)
+{
+	bool leader = s->role == RL_LEADER;
+	int nl = s->leader ? RB_ERR_NOT_LEADER : RB_ERR_NO_LEADER;
+	switch (op->type) {
+	case RB_OP_RANGE:
+		if (op->u.range.serializable) {
+			serve_range(s, r, id, op);
+			return;
+		}
+		r->next = s->reads_new;
+		s->reads_new = r;
+		return;
+	case RB_OP_LEASE_KEEPALIVE:
+	case RB_OP_LEASE_TIMETOLIVE:
+		if (!leader)
+			reply_err(s, r, id, op->type, nl, NULL, 0);
+		else if (op->type == RB_OP_LEASE_KEEPALIVE)
+			serve_keepalive(s, r, id, op);
+		else
+			serve_lease_ttl(s, r, id, op);
+		return;
+	case RB_OP_LEASE_LEASES:
+		serve_leases(s, r, id, op);
+		return;
+	case RB_OP_MEMBER_LIST:
+		serve_members(s, r, id, op);
+		return;
+	case RB_OP_ENDPOINT_STATUS:
+	case RB_OP_HEALTH:
+		serve_status(s, r, id, op);
+		return;
+	default:
+		serve_write(s, r, id, op);
+	}
+}
+
+void bk_client_handle(struct bk_server *s, struct bk_creq *r)
+{
+	r->deadline_ms = s->now_ms + BK_REQUEST_TIMEOUT_MS;
+	r->read_seq = 0;
+	r->read_ready = false;
+	uint64_t id;
+	uint8_t op;
+	rb_wire_request *wr = redecode(r, &id, &op);
+	if (nng_msg_len(r->req) > (size_t)s->cfg.max_request_bytes +
+	    BK_REQUEST_OVERHEAD_BYTES) {
+		rb_wire_request_free(wr);
+		reply_err(s, r, id, op, RB_ERR_TOO_LARGE, NULL, 0);
+		return;
+	}
+	if (!wr) {
+		reply_err(s, r, id, op, RB_ERR_BAD_REQUEST,
+		    "malformed request", 0);
+		return;
+	}
+	dispatch(s, r, id, rb_wire_request_op(wr));
+	rb_wire_request_free(wr);
+}
+
+/* ---- the socket --------------------------------------------------------- */
+
+static void creq_cb(void *arg)
+{
+	struct bk_creq *r = arg;
+	struct bk_server *s = r->s;
+	int rv = nng_aio_result(r->aio);
+	if (r->state == BK_CREQ_SEND) {
+		if (rv) {
+			nng_msg *m = nng_aio_get_msg(r->aio);
+			if (m)
+				nng_msg_free(m);
+		}
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		r->state = BK_CREQ_RECV;
+		nng_ctx_recv(r->ctx, r->aio);
+		return;
+	}
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv) {
+		nng_ctx_recv(r->ctx, r->aio);
+		return;
+	}
+	pthread_mutex_lock(&s->mu);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->mu);
+		nng_msg_free(nng_aio_get_msg(r->aio));
+		return;
+	}
+	r->req = nng_aio_get_msg(r->aio);
+	r->state = BK_CREQ_LOOP;
+	r->next = NULL;
+	if (s->client_tail)
+		s->client_tail->next = r;
+	else
+		s->client_head = r;
+	s->client_tail = r;
+	pthread_mutex_unlock(&s->mu);
+	char c = 'c';
+	ssize_t n = write(s->wake_fd[1], &c, 1);
+	(void)n;
+}
+
+int bk_client_open(struct bk_server *s)
+{
+	size_t maxsz = 2 * ((size_t)s->cfg.max_request_bytes +
+	    BK_REQUEST_OVERHEAD_BYTES);
+	int rv = nng_rep0_open(&s->client_sock);
+	if (rv == 0)
+		rv = nng_socket_set_size(s->client_sock, NNG_OPT_RECVMAXSZ,
+		    maxsz);
+	if (rv == 0)
+		rv = bk_listen_all(s->client_sock, s->cfg.listen_client_url);
+	if (rv) {
+		bk_log(BK_LOG_ERROR, "listen on client URL %s: %s",
+		    s->cfg.listen_client_url, nng_strerror(rv));
+		return BK_ERR_NET;
+	}
+	for (uint32_t i = 0; i < BK_CLIENT_CTX_MAX; i++) {
+		struct bk_creq *r = calloc(1, sizeof(*r));
+		if (!r)
+			return BK_ERR_NOMEM;
+		r->s = s;
+		if ((rv = nng_aio_alloc(&r->aio, creq_cb, r))) {
+			free(r);
+			return BK_ERR_NOMEM;
+		}
+		if ((rv = nng_ctx_open(&r->ctx, s->client_sock))) {
+			nng_aio_free(r->aio);
+			free(r);
+			return BK_ERR_NET;
+		}
+		s->creqs[s->creqs_n++] = r;
+		nng_ctx_recv(r->ctx, r->aio);
+	}
+	return BK_OK;
+}
+
+void bk_client_close(struct bk_server *s)
+{
+	for (uint32_t i = 0; i < s->creqs_n; i++)
+		nng_aio_stop(s->creqs[i]->aio);
+	for (uint32_t i = 0; i < s->creqs_n; i++) {
+		struct bk_creq *r = s->creqs[i];
+		nng_ctx_close(r->ctx);
+		if (r->req)
+			nng_msg_free(r->req);
+		nng_aio_free(r->aio);
+		free(r);
+	}
+	s->creqs_n = 0;
+	if (nng_socket_id(s->client_sock) > 0)
+		nng_close(s->client_sock);
+}

@@ -1,0 +1,191 @@
+/*
+ * bk_int.h - the server's state shared by the files of broker/ (loop,
+ * ready handling, client requests). Not a public interface: everything here
+ * is touched by the loop thread only, except the fields marked "mu".
+ */
+#ifndef BK_INT_H
+#define BK_INT_H
+
+#include <pthread.h>
+
+#include <nng/nng.h>
+
+#include "bk.h"
+#include "logstore.h"
+#include "raftbus.h"
+#include "store.h"
+
+/* Client request contexts on the rep0 socket = most client requests in
+ * flight at once (each further request waits in nng's queue). */
+#define BK_CLIENT_CTX_MAX 256u
+/* Peer messages waiting for the loop; beyond, new ones are dropped. */
+#define BK_PEER_INBOX_MAX 4096u
+/* Proposals awaiting commit (slots keyed by log index; power of two). */
+#define BK_PENDING_MAX 8192u
+/* Client requests wait at most this long for commit / read index. */
+#define BK_REQUEST_TIMEOUT_MS 5000
+/* How often each member tells its peers its name and client URL. */
+#define BK_HELLO_INTERVAL_MS 1000
+/* Lease revokes the leader proposes per loop turn. */
+#define BK_LEASE_REVOKES_PER_TURN_MAX 128u
+/* Leases tracked for expiry. */
+#define BK_LEASES_MAX 1000000u
+/* Extra bytes of framing allowed over --max-request-bytes before a request
+ * is refused as too large; nng drops the connection of anything over twice
+ * that (NNG_OPT_RECVMAXSZ). */
+#define BK_REQUEST_OVERHEAD_BYTES (64u * 1024u)
+
+enum bk_creq_state {
+	BK_CREQ_RECV = 0, /* nng_ctx_recv in progress (aio owned by nng) */
+	BK_CREQ_LOOP,     /* handed to the loop */
+	BK_CREQ_SEND,     /* nng_ctx_send in progress */
+};
+
+/* One client request context (a rep0 nng_ctx and its aio). */
+struct bk_creq {
+	struct bk_server *s;
+	nng_ctx ctx;
+	nng_aio *aio;
+	int state;                /* enum bk_creq_state */
+	nng_msg *req;             /* the request while in the loop */
+	struct bk_creq *next;     /* inbox / read list link */
+	int64_t deadline_ms;
+	uint64_t read_seq;        /* ReadIndex round it waits for; 0 = none */
+	int64_t read_issued_ms;
+	bool read_ready;
+	rl_index read_index;
+};
+
+struct bk_pending {
+	struct bk_creq *req;      /* NULL = internal proposal (lease revoke) */
+	rl_index index;
+	rl_term term;
+	int64_t deadline_ms;
+};
+
+struct bk_lease {
+	st_lease_id id;
+	int64_t ttl_s;
+	int64_t expiry_ms;
+	int64_t revoke_sent_ms;   /* 0 = none in flight */
+};
+
+struct bk_peer {
+	struct bk_member *m;      /* in cfg.members */
+	nng_socket sock;          /* push0 dialed to its peer URL */
+	bool open;
+};
+
+struct bk_server {
+	struct bk_config cfg;
+	rl_logstore *ls;
+	struct rl_storage storage;
+	st_store *st;
+	struct rl_node *node;
+	struct rl_conf_state bootstrap;
+	char snap_dir[BK_PATH_BYTES_MAX + 16];
+
+	/* Sockets and the inbox (mu guards the inbox and `stopping`). */
+	nng_socket peer_in;       /* pull0 on the listen peer URL */
+	nng_aio *peer_aio;
+	struct bk_peer peers[BK_MEMBERS_MAX];
+	uint32_t peers_n;
+	nng_socket client_sock;   /* rep0 on the listen client URL */
+	struct bk_creq *creqs[BK_CLIENT_CTX_MAX];
+	uint32_t creqs_n;
+	pthread_mutex_t mu;
+	nng_msg *peer_inbox[BK_PEER_INBOX_MAX];   /* mu: ring */
+	uint32_t peer_head, peer_count;           /* mu */
+	struct bk_creq *client_head, *client_tail; /* mu */
+	bool stopping;                            /* mu */
+	int wake_fd[2];           /* pipe: a byte wakes the loop */
+
+	/* Loop state. */
+	int64_t now_ms;
+	int64_t next_tick_ms;
+	int64_t next_hello_ms;
+	int64_t next_sweep_ms;
+	uint8_t role;
+	rl_id leader;
+	rl_term term;
+	rl_index applied;
+	rl_term applied_term;
+	st_rev revision;          /* store revision after the last apply */
+	struct bk_pending pending[BK_PENDING_MAX];
+	uint32_t pending_n;
+	struct bk_creq *reads_new;  /* linearizable reads not yet issued */
+	struct bk_creq *reads_wait; /* issued, waiting for index / apply */
+	uint64_t read_seq;
+	int64_t reads_retry_ms;     /* no leader: next ReadIndex attempt */
+	struct bk_lease *leases;
+	size_t leases_n, leases_cap;
+	/* Snapshots: the newest file (not yet the log's snapshot) and the
+	 * index of the last one taken. */
+	rl_index snap_next_index;
+	rl_term snap_next_term;
+	rl_index snap_last_index;
+	int64_t next_compact_ms;
+	st_rev compact_last_rev;
+	bool failed;              /* storage failed: stop the member */
+	uint64_t saves_n;         /* log saves (fsyncs) with entries */
+	uint64_t saved_entries_n; /* entries they wrote: group commit ratio */
+};
+
+int64_t bk_now_ms(void);
+/* Listens on every URL of a comma-separated list; 0 or an nng error. */
+int bk_listen_all(nng_socket sock, const char *urls);
+
+/* bk_ready.c: handle one rl_ready (persist, send, apply, snapshot). Returns
+ * BK_OK or BK_ERR_IO (member must stop). */
+int bk_ready_handle(struct bk_server *s);
+/* Takes a snapshot (and compacts the log to the previous one) when
+ * snapshot_count entries were applied since the last. */
+int bk_snapshot_maybe(struct bk_server *s);
+/* Startup: forget stale snapshot files, find the newest one kept. */
+int bk_snapshot_scan(struct bk_server *s);
+/* Writes a received snapshot chunk into the staging file. */
+void bk_snapshot_stage(struct bk_server *s, const struct rl_msg *m);
+/* Path of snapshot (index, term) in buf. */
+void bk_snapshot_path(const struct bk_server *s, rl_index index, rl_term term,
+    bool staging, char *buf, size_t len);
+/* Send one Raft message to its peer (drops it when the queue is full). */
+void bk_peer_send(struct bk_server *s, struct rl_msg *m);
+
+/* bk_lease.c: the leader's lease expiry table. */
+void bk_lease_set(struct bk_server *s, st_lease_id id, int64_t ttl_s);
+void bk_lease_remove(struct bk_server *s, st_lease_id id);
+struct bk_lease *bk_lease_find(struct bk_server *s, st_lease_id id);
+/* Every lease gets a full TTL from now (new leader; etcd's promote). */
+void bk_lease_renew_all(struct bk_server *s);
+/* Reload from the store (startup, after a snapshot install). */
+int bk_lease_reload(struct bk_server *s);
+/* Leader: propose revokes for expired leases. */
+void bk_lease_expire(struct bk_server *s);
+/* etcd's minimum TTL: ceil(1.5 x election timeout) in seconds. */
+int64_t bk_lease_min_ttl_s(const struct bk_server *s);
+
+/* bk_client.c: client socket and request handling. */
+int bk_client_open(struct bk_server *s);
+void bk_client_close(struct bk_server *s);
+/* A request the loop took from the inbox. */
+void bk_client_handle(struct bk_server *s, struct bk_creq *r);
+/* An applied entry that a client proposed: reply with its result. */
+void bk_client_reply_applied(struct bk_server *s, struct bk_creq *r,
+    const struct st_op *op, const struct st_result *res);
+/* Reply with an error (code rb_err, msg may be NULL). */
+void bk_client_reply_error(struct bk_server *s, struct bk_creq *r, int err,
+    const char *msg);
+/* Answer a linearizable read now (its read index is applied). */
+void bk_client_answer_read(struct bk_server *s, struct bk_creq *r);
+
+/* Pending proposals (bk_server.c). */
+int bk_pending_add(struct bk_server *s, struct bk_creq *r, rl_index index,
+    rl_term term);
+struct bk_pending *bk_pending_find(struct bk_server *s, rl_index index);
+void bk_pending_clear(struct bk_server *s, struct bk_pending *p);
+/* Proposes an encoded op; on success the request waits for apply (r may be
+ * NULL). Returns an rb_err for the reply on failure. */
+int bk_propose_op(struct bk_server *s, struct bk_creq *r,
+    const struct st_op *op);
+
+#endif /* BK_INT_H */

@@ -1,0 +1,669 @@
+/*
+ * bk_server.c - the server loop and the peer transport.
+ *
+ * One loop thread owns the Raft node, the log store and the store writer.
+ * nng callback threads only put received messages in a bounded inbox and
+ * write one byte to a pipe; the loop polls that pipe with a timeout equal to
+ * the time left until the next tick. A turn of the loop: take everything in
+ * the inbox (peer messages -> rl_step, client requests -> proposals/reads),
+ * tick, issue one ReadIndex for every read that arrived, expire leases, then
+ * handle ONE ready: so every proposal and every append received in a turn
+ * shares one log write and one fsync (group commit).
+ *
+ * Peer transport: every member listens with one pull0 socket on its peer
+ * URL and keeps one push0 socket dialed (nng reconnects) to each other
+ * member. Sends never block: when a peer's send buffer
+ * (BK_PEER_SENDQ_MSGS_MAX messages) is full the message is dropped; Raft
+ * retransmits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bk_int.h"
+
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/pipeline0/push.h>
+
+int64_t bk_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void wake(struct bk_server *s)
+{
+	char c = 'w';
+	ssize_t rc = write(s->wake_fd[1], &c, 1);
+	(void)rc; /* a full pipe already wakes the loop */
+}
+
+void bk_server_stop(struct bk_server *s)
+{
+	char c = 'q';
+	ssize_t rc = write(s->wake_fd[1], &c, 1);
+	(void)rc;
+}
+
+/* ---- peer transport ----------------------------------------------------- */
+
+static void peer_recv_cb(void *arg)
+{
+	struct bk_server *s = arg;
+	int rv = nng_aio_result(s->peer_aio);
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv == 0) {
+		nng_msg *msg = nng_aio_get_msg(s->peer_aio);
+		bool queued = false;
+		pthread_mutex_lock(&s->mu);
+		if (!s->stopping && s->peer_count < BK_PEER_INBOX_MAX) {
+			uint32_t at = (s->peer_head + s->peer_count) %
+			    BK_PEER_INBOX_MAX;
+			s->peer_inbox[at] = msg;
+			s->peer_count++;
+			queued = true;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (queued)
+			wake(s);
+		else
+			nng_msg_free(msg);
+	}
+	nng_recv_aio(s->peer_in, s->peer_aio);
+}
+
+int bk_listen_all(nng_socket sock, const char *urls)
+{
+	char buf[BK_URL_BYTES_MAX], *save = NULL;
+	snprintf(buf, sizeof(buf), "%s", urls);
+	int rv = NNG_EINVAL;
+	for (char *u = strtok_r(buf, ",", &save); u;
+	    u = strtok_r(NULL, ",", &save))
+		if ((rv = nng_listen(sock, u, NULL, 0)))
+			return rv;
+	return rv;
+}
+
+static int peer_open(struct bk_server *s)
+{
+	int rv = nng_pull0_open(&s->peer_in);
+	if (rv == 0)
+		rv = nng_socket_set_size(s->peer_in, NNG_OPT_RECVMAXSZ,
+		    BK_PEER_MSG_BYTES_MAX);
+	if (rv == 0)
+		rv = bk_listen_all(s->peer_in, s->cfg.listen_peer_url);
+	if (rv == 0)
+		rv = nng_aio_alloc(&s->peer_aio, peer_recv_cb, s);
+	if (rv) {
+		bk_log(BK_LOG_ERROR, "listen on peer URL %s: %s",
+		    s->cfg.listen_peer_url, nng_strerror(rv));
+		return BK_ERR_NET;
+	}
+	for (uint32_t i = 0; i < s->cfg.members_n; i++) {
+		struct bk_member *m = &s->cfg.members[i];
+		if (m->id == s->cfg.member_id)
+			continue;
+		struct bk_peer *p = &s->peers[s->peers_n++];
+		p->m = m;
+		rv = nng_push0_open(&p->sock);
+		if (rv == 0)
+			rv = nng_socket_set_int(p->sock, NNG_OPT_SENDBUF,
+			    BK_PEER_SENDQ_MSGS_MAX);
+		if (rv == 0)
+			rv = nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 500);
+		if (rv == 0)
+			rv = nng_dial(p->sock, m->peer_url, NULL,
+			    NNG_FLAG_NONBLOCK);
+		if (rv) {
+			bk_log(BK_LOG_ERROR, "dial peer %s at %s: %s", m->name,
+			    m->peer_url, nng_strerror(rv));
+			return BK_ERR_NET;
+		}
+		p->open = true;
+	}
+	nng_recv_aio(s->peer_in, s->peer_aio);
+	return BK_OK;
+}
+
+static struct bk_peer *peer_by_id(struct bk_server *s, rl_id id)
+{
+	for (uint32_t i = 0; i < s->peers_n; i++)
+		if (s->peers[i].m->id == id)
+			return &s->peers[i];
+	return NULL;
+}
+
+static void peer_send_bytes(struct bk_peer *p, uint8_t *buf, size_t len)
+{
+	nng_msg *msg;
+	if (nng_msg_alloc(&msg, 0) || nng_msg_append(msg, buf, len)) {
+		free(buf);
+		return;
+	}
+	free(buf);
+	if (nng_sendmsg(p->sock, msg, NNG_FLAG_NONBLOCK))
+		nng_msg_free(msg); /* queue full or closed: Raft retransmits */
+}
+
+void bk_peer_send(struct bk_server *s, struct rl_msg *m)
+{
+	struct bk_peer *p = peer_by_id(s, m->to);
+	if (!p || !p->open)
+		return;
+	uint8_t *buf;
+	size_t len;
+	if (bk_peer_encode_raft(s->cfg.cluster_id, m, &buf, &len) == BK_OK)
+		peer_send_bytes(p, buf, len);
+}
+
+static void hello_send(struct bk_server *s)
+{
+	struct bk_hello h = { .id = s->cfg.member_id };
+	strcpy(h.name, s->cfg.name);
+	strcpy(h.client_url, s->cfg.advertise_client_url);
+	for (uint32_t i = 0; i < s->peers_n; i++) {
+		uint8_t *buf;
+		size_t len;
+		if (bk_peer_encode_hello(s->cfg.cluster_id, &h, &buf, &len) ==
+		    BK_OK)
+			peer_send_bytes(&s->peers[i], buf, len);
+	}
+}
+
+static void peer_handle(struct bk_server *s, nng_msg *msg)
+{
+	struct bk_peer_decoded d;
+	int rc = bk_peer_decode(nng_msg_body(msg), nng_msg_len(msg), &d);
+	if (rc) {
+		bk_log(BK_LOG_WARN, "dropped a malformed peer message (%zu "
+		    "bytes)", nng_msg_len(msg));
+		return;
+	}
+	if (d.cluster_id != s->cfg.cluster_id) {
+		bk_log(BK_LOG_WARN, "dropped a peer message of cluster %016llx",
+		    (unsigned long long)d.cluster_id);
+		goto out_free;
+	}
+	if (d.kind == BK_PEER_HELLO) {
+		struct bk_peer *p = peer_by_id(s, d.hello.id);
+		if (p && strcmp(p->m->client_url, d.hello.client_url)) {
+			strcpy(p->m->client_url, d.hello.client_url);
+			bk_log(BK_LOG_INFO, "member %s serves clients at %s",
+			    p->m->name, p->m->client_url);
+		}
+		goto out_free;
+	}
+	if (d.msg.to != s->cfg.member_id || !peer_by_id(s, d.msg.from))
+		goto out_free;
+	if (d.msg.type == RL_MSG_SNAPSHOT && d.msg.snap_len > 0)
+		bk_snapshot_stage(s, &d.msg);
+	rc = rl_step(s->node, &d.msg);
+	if (rc)
+		bk_log(BK_LOG_DEBUG, "step type %u from %016llx: %s",
+		    d.msg.type, (unsigned long long)d.msg.from,
+		    rl_strerror(rc));
+out_free:
+	bk_peer_decoded_free(&d);
+}
+
+/* ---- pending proposals -------------------------------------------------- */
+
+int bk_pending_add(struct bk_server *s, struct bk_creq *r, rl_index index,
+    rl_term term)
+{
+	struct bk_pending *p = &s->pending[index & (BK_PENDING_MAX - 1)];
+	if (p->index) {
+		/* A proposal BK_PENDING_MAX indexes older is still waiting:
+		 * it can only be a stale one; give up on it. */
+		if (p->req)
+			bk_client_reply_error(s, p->req, RB_ERR_TIMEOUT, NULL);
+		bk_pending_clear(s, p);
+	}
+	*p = (struct bk_pending){ .req = r, .index = index, .term = term,
+	    .deadline_ms = s->now_ms + BK_REQUEST_TIMEOUT_MS };
+	s->pending_n++;
+	return BK_OK;
+}
+
+struct bk_pending *bk_pending_find(struct bk_server *s, rl_index index)
+{
+	struct bk_pending *p = &s->pending[index & (BK_PENDING_MAX - 1)];
+	return p->index == index ? p : NULL;
+}
+
+void bk_pending_clear(struct bk_server *s, struct bk_pending *p)
+{
+	if (p->index)
+		s->pending_n--;
+	memset(p, 0, sizeof(*p));
+}
+
+int bk_propose_op(struct bk_server *s, struct bk_creq *r,
+    const struct st_op *op)
+{
+	if (s->role != RL_LEADER)
+		return s->leader ? RB_ERR_NOT_LEADER : RB_ERR_NO_LEADER;
+	if (s->pending_n >= BK_PENDING_MAX / 2)
+		return RB_ERR_TIMEOUT; /* too many requests in flight */
+	uint8_t *buf;
+	size_t len;
+	int rc = st_op_encode(op, &buf, &len);
+	if (rc)
+		return rc == ST_ERR_NOMEM ? RB_ERR_NOMEM : RB_ERR_BAD_REQUEST;
+	if (len > RL_ENTRY_DATA_MAX) {
+		free(buf);
+		return RB_ERR_TOO_LARGE;
+	}
+	rl_index index = 0;
+	rl_id leader = RL_NONE;
+	rc = rl_propose(s->node, buf, (uint32_t)len, &leader, &index);
+	free(buf);
+	switch (rc) {
+	case RL_OK:
+		return bk_pending_add(s, r, index, s->term);
+	case RL_ERR_NOT_LEADER:
+		return leader ? RB_ERR_NOT_LEADER : RB_ERR_NO_LEADER;
+	case RL_ERR_TOO_LARGE:
+		return RB_ERR_TOO_LARGE;
+	case RL_ERR_NOMEM:
+		return RB_ERR_NOMEM;
+	default: /* dropped (busy) or transferring: retry later */
+		return RB_ERR_TIMEOUT;
+	}
+}
+
+/* ---- reads and timeouts ------------------------------------------------- */
+
+/* One ReadIndex round for every read that arrived this turn. */
+static void reads_issue(struct bk_server *s)
+{
+	if (!s->reads_new || s->now_ms < s->reads_retry_ms)
+		return;
+	uint64_t seq = ++s->read_seq;
+	uint8_t ctx[8];
+	for (int i = 0; i < 8; i++)
+		ctx[i] = (uint8_t)(seq >> (8 * i));
+	rl_id leader = RL_NONE;
+	int rc = rl_read_index(s->node, ctx, sizeof(ctx), &leader);
+	struct bk_creq *keep = NULL;
+	while (s->reads_new) {
+		struct bk_creq *r = s->reads_new;
+		s->reads_new = r->next;
+		/* No leader known (an election, or a member just started):
+		 * wait up to one election timeout for one, retrying every
+		 * tick, then answer "no leader". */
+		if (rc && s->now_ms - (r->deadline_ms - BK_REQUEST_TIMEOUT_MS)
+		    < (int64_t)s->cfg.election_ms) {
+			r->next = keep;
+			keep = r;
+			continue;
+		}
+		if (rc) {
+			bk_client_reply_error(s, r, rc == RL_ERR_NOT_LEADER ?
+			    RB_ERR_NO_LEADER : RB_ERR_TIMEOUT, NULL);
+			continue;
+		}
+		r->read_seq = seq;
+		r->read_issued_ms = s->now_ms;
+		r->next = s->reads_wait;
+		s->reads_wait = r;
+	}
+	s->reads_new = keep;
+	if (keep)
+		s->reads_retry_ms = s->now_ms + s->cfg.heartbeat_ms;
+}
+
+/* Answers reads whose index is applied; re-issues rounds that got no
+ * answer for two election timeouts (the leader may have changed and
+ * dropped them); times out old ones. */
+static void reads_progress(struct bk_server *s)
+{
+	struct bk_creq **pp = &s->reads_wait;
+	while (*pp) {
+		struct bk_creq *r = *pp;
+		bool done = false;
+		if (r->read_ready && r->read_index <= s->applied) {
+			bk_client_answer_read(s, r);
+			done = true;
+		} else if (s->now_ms >= r->deadline_ms) {
+			bk_client_reply_error(s, r, RB_ERR_TIMEOUT, NULL);
+			done = true;
+		} else if (!r->read_ready && s->now_ms - r->read_issued_ms >=
+		    2 * (int64_t)s->cfg.election_ms) {
+			*pp = r->next;
+			r->next = s->reads_new;
+			s->reads_new = r;
+			continue;
+		}
+		if (done)
+			*pp = r->next;
+		else
+			pp = &r->next;
+	}
+}
+
+static void pending_sweep(struct bk_server *s)
+{
+	if (!s->pending_n)
+		return;
+	for (uint32_t i = 0; i < BK_PENDING_MAX; i++) {
+		struct bk_pending *p = &s->pending[i];
+		if (p->index && s->now_ms >= p->deadline_ms) {
+			if (p->req)
+				bk_client_reply_error(s, p->req,
+				    RB_ERR_TIMEOUT, NULL);
+			bk_pending_clear(s, p);
+		}
+	}
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+/* Waits for input or the next tick; returns false when asked to stop. */
+static bool loop_wait(struct bk_server *s)
+{
+	int64_t wait = s->next_tick_ms - bk_now_ms();
+	if (rl_has_ready(s->node) || (s->reads_new &&
+	    s->reads_retry_ms <= bk_now_ms()))
+		wait = 0;
+	struct pollfd pfd = { .fd = s->wake_fd[0], .events = POLLIN };
+	int rc = poll(&pfd, 1, wait < 0 ? 0 : (int)wait);
+	bool stop = false;
+	if (rc > 0) {
+		char buf[256];
+		ssize_t n;
+		while ((n = read(s->wake_fd[0], buf, sizeof(buf))) > 0)
+			if (memchr(buf, 'q', (size_t)n))
+				stop = true;
+	}
+	s->now_ms = bk_now_ms();
+	return !stop;
+}
+
+static void take_inbox(struct bk_server *s)
+{
+	nng_msg *msgs[256];
+	for (;;) {
+		uint32_t n = 0;
+		struct bk_creq *reqs;
+		pthread_mutex_lock(&s->mu);
+		while (n < 256 && s->peer_count) {
+			msgs[n++] = s->peer_inbox[s->peer_head];
+			s->peer_head = (s->peer_head + 1) % BK_PEER_INBOX_MAX;
+			s->peer_count--;
+		}
+		reqs = s->client_head;
+		s->client_head = s->client_tail = NULL;
+		pthread_mutex_unlock(&s->mu);
+		for (uint32_t i = 0; i < n; i++) {
+			peer_handle(s, msgs[i]);
+			nng_msg_free(msgs[i]);
+		}
+		while (reqs) {
+			struct bk_creq *r = reqs;
+			reqs = r->next;
+			r->next = NULL;
+			bk_client_handle(s, r);
+		}
+		if (n < 256)
+			return;
+	}
+}
+
+static void loop_timers(struct bk_server *s)
+{
+	/* Ticks from the monotonic clock; after a long stall, catch up by
+	 * at most one election timeout worth of ticks. */
+	uint32_t ticks = 0;
+	while (s->now_ms >= s->next_tick_ms &&
+	    ticks <= s->cfg.election_ms / s->cfg.heartbeat_ms) {
+		rl_tick(s->node);
+		s->next_tick_ms += s->cfg.heartbeat_ms;
+		ticks++;
+	}
+	if (s->now_ms >= s->next_tick_ms)
+		s->next_tick_ms = s->now_ms + s->cfg.heartbeat_ms;
+	if (s->now_ms >= s->next_hello_ms) {
+		hello_send(s);
+		s->next_hello_ms = s->now_ms + BK_HELLO_INTERVAL_MS;
+	}
+	if (s->now_ms >= s->next_sweep_ms) {
+		pending_sweep(s);
+		s->next_sweep_ms = s->now_ms + s->cfg.heartbeat_ms;
+	}
+}
+
+/* Periodic/revision auto-compaction (leader only, proposed like a client
+ * compact). */
+static void auto_compact(struct bk_server *s)
+{
+	uint64_t keep = s->cfg.compaction_retention;
+	if (!keep || s->role != RL_LEADER || s->now_ms < s->next_compact_ms)
+		return;
+	st_rev target;
+	if (s->cfg.compaction_periodic) {
+		/* Compact to the revision seen one retention period ago. */
+		target = s->compact_last_rev;
+		s->compact_last_rev = s->revision;
+		s->next_compact_ms = s->now_ms + (int64_t)keep;
+	} else {
+		target = s->revision - (st_rev)keep;
+		s->next_compact_ms = s->now_ms + 5 * 60 * 1000;
+	}
+	struct st_status stt;
+	if (target <= 1 || st_status(s->st, &stt) ||
+	    target <= stt.compact_revision)
+		return;
+	struct st_op op = { .type = ST_OP_COMPACT };
+	op.u.compact.revision = target;
+	if (bk_propose_op(s, NULL, &op) == 0)
+		bk_log(BK_LOG_INFO, "auto-compaction to revision %lld",
+		    (long long)target);
+}
+
+int bk_server_run(struct bk_server *s)
+{
+	s->now_ms = bk_now_ms();
+	s->next_tick_ms = s->now_ms + s->cfg.heartbeat_ms;
+	s->next_compact_ms = s->now_ms + (s->cfg.compaction_periodic ?
+	    (int64_t)s->cfg.compaction_retention : 5 * 60 * 1000);
+	bk_log(BK_LOG_INFO, "member %s (%016llx) of cluster %016llx serving "
+	    "clients on %s, peers on %s", s->cfg.name,
+	    (unsigned long long)s->cfg.member_id,
+	    (unsigned long long)s->cfg.cluster_id, s->cfg.listen_client_url,
+	    s->cfg.listen_peer_url);
+	while (!s->failed && loop_wait(s)) {
+		take_inbox(s);
+		loop_timers(s);
+		reads_issue(s);
+		bk_lease_expire(s);
+		auto_compact(s);
+		if (rl_has_ready(s->node) && bk_ready_handle(s))
+			break;
+		reads_progress(s);
+		if (bk_snapshot_maybe(s))
+			break;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->stopping = true;
+	pthread_mutex_unlock(&s->mu);
+	if (s->failed) {
+		bk_log(BK_LOG_ERROR, "storage failed; stopping");
+		return BK_ERR_IO;
+	}
+	bk_log(BK_LOG_INFO, "stopped cleanly at applied index %llu "
+	    "(%llu log writes carried %llu entries)",
+	    (unsigned long long)s->applied, (unsigned long long)s->saves_n,
+	    (unsigned long long)s->saved_entries_n);
+	return BK_OK;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static int mkdir_p(const char *path)
+{
+	char buf[BK_PATH_BYTES_MAX];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			if (mkdir(buf, 0700) && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return mkdir(buf, 0700) && errno != EEXIST ? -1 : 0;
+}
+
+static void logstore_log(void *ctx, int err, const char *msg)
+{
+	(void)ctx;
+	bk_log(BK_LOG_ERROR, "log store: %s: %s", rl_logstore_strerror(err),
+	    msg);
+}
+
+static int open_storage(struct bk_server *s)
+{
+	char path[BK_PATH_BYTES_MAX + 16], err[RL_LOG_ERRMSG_MAX];
+	snprintf(s->snap_dir, sizeof(s->snap_dir), "%s/snap", s->cfg.data_dir);
+	snprintf(path, sizeof(path), "%s/log", s->cfg.data_dir);
+	if (mkdir_p(path) || mkdir_p(s->snap_dir)) {
+		bk_log(BK_LOG_ERROR, "create %s: %s", path, strerror(errno));
+		return BK_ERR_IO;
+	}
+	struct rl_logstore_options lo = { .log_fn = logstore_log };
+	int rc = rl_logstore_open(path, &lo, &s->ls, err, sizeof(err));
+	if (rc) {
+		bk_log(BK_LOG_ERROR, "open log %s: %s: %s", path,
+		    rl_logstore_strerror(rc), err);
+		return BK_ERR_IO;
+	}
+	snprintf(path, sizeof(path), "%s/store", s->cfg.data_dir);
+	struct st_options so;
+	st_options_init(&so);
+	so.quota_bytes = s->cfg.quota_bytes;
+	so.value_bytes_max = s->cfg.max_request_bytes;
+	if (mkdir_p(path) || (rc = st_open(path, &so, &s->st))) {
+		bk_log(BK_LOG_ERROR, "open store %s: %s", path,
+		    rc ? st_strerror(rc) : strerror(errno));
+		return BK_ERR_IO;
+	}
+	rl_logstore_storage(s->ls, &s->storage);
+	return BK_OK;
+}
+
+/* A crash between installing a received snapshot in the log and restoring
+ * the store leaves the store behind the log's snapshot: finish it now. */
+static int recover_snapshot(struct bk_server *s)
+{
+	struct rl_snapshot_meta meta;
+	rl_logstore_snapshot_meta(s->ls, &meta);
+	if (st_applied_index(s->st) >= meta.index)
+		return BK_OK;
+	char path[BK_PATH_BYTES_MAX + 128];
+	bk_snapshot_path(s, meta.index, meta.term, false, path, sizeof(path));
+	int rc = st_restore_file(s->st, path);
+	if (rc) {
+		bk_log(BK_LOG_ERROR, "store is behind the log's snapshot %llu "
+		    "and %s cannot be restored: %s",
+		    (unsigned long long)meta.index, path, st_strerror(rc));
+		return BK_ERR_IO;
+	}
+	bk_log(BK_LOG_INFO, "restored the store from %s", path);
+	return BK_OK;
+}
+
+static int open_node(struct bk_server *s)
+{
+	for (uint32_t i = 0; i < s->cfg.members_n; i++)
+		s->bootstrap.voters[s->bootstrap.voters_n++] =
+		    s->cfg.members[i].id;
+	s->applied = st_applied_index(s->st);
+	struct st_status stt;
+	if (st_status(s->st, &stt) == 0)
+		s->revision = stt.revision;
+	s->compact_last_rev = s->revision;
+	struct rl_config rc = {
+		.id = s->cfg.member_id,
+		.bootstrap = s->bootstrap,
+		.applied = s->applied,
+		.storage = &s->storage,
+		.election_ticks = s->cfg.election_ms / s->cfg.heartbeat_ms,
+		.heartbeat_ticks = 1,
+		.seed = s->cfg.member_id ^ (uint64_t)bk_now_ms() ^
+		    ((uint64_t)getpid() << 32),
+		.pre_vote = true,
+		.check_quorum = true,
+	};
+	rl_logstore_hard_state(s->ls, &rc.hard_state);
+	int err = rl_node_new(&rc, &s->node);
+	if (err) {
+		bk_log(BK_LOG_ERROR, "raft node: %s", rl_strerror(err));
+		return BK_ERR_IO;
+	}
+	s->term = rc.hard_state.term;
+	return bk_lease_reload(s);
+}
+
+int bk_server_open(const struct bk_config *cfg, struct bk_server **out)
+{
+	struct bk_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return BK_ERR_NOMEM;
+	s->cfg = *cfg;
+	s->wake_fd[0] = s->wake_fd[1] = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	int rc = BK_ERR_IO;
+	if (pipe2(s->wake_fd, O_NONBLOCK | O_CLOEXEC))
+		goto out_close;
+	if ((rc = open_storage(s)) || (rc = recover_snapshot(s)))
+		goto out_close;
+	if ((rc = open_node(s)) || (rc = bk_snapshot_scan(s)) ||
+	    (rc = peer_open(s)) || (rc = bk_client_open(s)))
+		goto out_close;
+	*out = s;
+	return BK_OK;
+out_close:
+	bk_server_close(s);
+	return rc;
+}
+
+void bk_server_close(struct bk_server *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->stopping = true;
+	pthread_mutex_unlock(&s->mu);
+	bk_client_close(s);
+	if (s->peer_aio) {
+		nng_aio_stop(s->peer_aio);
+		nng_close(s->peer_in);
+		nng_aio_free(s->peer_aio);
+	}
+	for (uint32_t i = 0; i < s->peers_n; i++)
+		if (s->peers[i].open)
+			nng_close(s->peers[i].sock);
+	while (s->peer_count) {
+		nng_msg_free(s->peer_inbox[s->peer_head]);
+		s->peer_head = (s->peer_head + 1) % BK_PEER_INBOX_MAX;
+		s->peer_count--;
+	}
+	rl_node_free(s->node);
+	st_close(s->st);
+	rl_logstore_close(s->ls);
+	free(s->leases);
+	if (s->wake_fd[0] >= 0) {
+		close(s->wake_fd[0]);
+		close(s->wake_fd[1]);
+	}
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
