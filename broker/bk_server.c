@@ -580,8 +580,30 @@ static int recover_snapshot(struct bk_server *s)
 	return BK_OK;
 }
 
+/* --initial-cluster-state existing names a member of a running cluster
+ * (etcd): it must not bootstrap a new one. raftbus has no runtime member
+ * add yet, so such a member can only restart from its own data dir; with
+ * an empty one it refuses to start instead of forming a second cluster. */
+static int check_cluster_state(struct bk_server *s)
+{
+	struct rl_snapshot_meta meta;
+	rl_logstore_snapshot_meta(s->ls, &meta);
+	if (!s->cfg.cluster_existing || rl_logstore_last_index(s->ls) > 0 ||
+	    meta.index > 0)
+		return BK_OK;
+	bk_log(BK_LOG_ERROR, "--initial-cluster-state existing: the data dir "
+	    "holds no Raft log, and joining a running cluster needs a runtime "
+	    "member add, which raftbus does not have yet; restart the member "
+	    "with its own data dir, or bootstrap with "
+	    "--initial-cluster-state new");
+	return BK_ERR_USAGE;
+}
+
 static int open_node(struct bk_server *s)
 {
+	int err = check_cluster_state(s);
+	if (err)
+		return err;
 	for (uint32_t i = 0; i < s->cfg.members_n; i++)
 		s->bootstrap.voters[s->bootstrap.voters_n++] =
 		    s->cfg.members[i].id;
@@ -603,7 +625,7 @@ static int open_node(struct bk_server *s)
 		.check_quorum = true,
 	};
 	rl_logstore_hard_state(s->ls, &rc.hard_state);
-	int err = rl_node_new(&rc, &s->node);
+	err = rl_node_new(&rc, &s->node);
 	if (err) {
 		bk_log(BK_LOG_ERROR, "raft node: %s", rl_strerror(err));
 		return BK_ERR_IO;

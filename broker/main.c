@@ -39,7 +39,7 @@ int main(int argc, char **argv)
 	rc = bk_server_open(&cfg, &s);
 	if (rc) {
 		fprintf(stderr, "raftbus: cannot start: %s\n", bk_strerror(rc));
-		return 1;
+		return rc == BK_ERR_USAGE ? 2 : 1;   /* 2: a flag is wrong */
 	}
 	running = s;
 	struct sigaction sa;

@@ -65,6 +65,19 @@ static void test_flags(void)
 	const char *a6[] = { bin, "--name", "x", "--initial-cluster",
 	    "y=tcp://127.0.0.1:1", NULL };
 	IT_CHECK(run_cmd(a6) == 2, "member not in the cluster must exit 2");
+	/* "existing" with no data must not bootstrap a second cluster */
+	char dir[] = "/tmp/rb-it-existing.XXXXXX";
+	IT_CHECK(mkdtemp(dir), "mkdtemp");
+	char data[sizeof(dir) + 8];
+	snprintf(data, sizeof(data), "%s/m", dir);
+	const char *a7[] = { bin, "--data-dir", data, "--initial-cluster-state",
+	    "existing", NULL };
+	int rc7 = run_cmd(a7);
+	char rm[sizeof(dir) + 16];
+	snprintf(rm, sizeof(rm), "rm -rf %s", dir);
+	IT_CHECK(system(rm) == 0, "rm %s", dir);
+	IT_CHECK(rc7 == 2, "existing with an empty data dir must exit 2, got %d",
+	    rc7);
 }
 
 static int64_t deadline(int ms)
