@@ -27,6 +27,7 @@
 
 /* Pause before retrying after "no leader" (an election is under way). */
 #define RB_NO_LEADER_BACKOFF_MS 100
+#define RB_NO_LEADER_BACKOFF_MS_MAX 500
 /* How long to wait for a connection to a hinted leader before asking any
  * member again: a hint can name a leader that just died, and the dialer
  * keeps connecting in the background meanwhile, so a short wait loses
@@ -354,7 +355,7 @@ static void note_endpoint(struct rb_resp *resp, const struct rb_endpoint *ep)
  * final happened), 0 when resp holds the final answer. *next receives the
  * endpoint to try next (NULL = any). */
 static int attempt(rb_client *c, struct rb_endpoint *ep, const struct call *k,
-	struct rb_resp *resp, struct rb_endpoint **next)
+	unsigned n, struct rb_resp *resp, struct rb_endpoint **next)
 {
 	*next = NULL;
 	enum xfer_outcome o = xfer(ep, k->id, k->buf, k->len, k->deadline, resp);
@@ -388,9 +389,15 @@ static int attempt(rb_client *c, struct rb_endpoint *ep, const struct call *k,
 		*next = NULL;
 	}
 	if (resp->err == RB_ERR_NOT_LEADER || resp->err == RB_ERR_NO_LEADER) {
-		/* an election is under way: wait a little, then any member */
-		int64_t pause = k->deadline - now_ms();
-		sleep_ms(pause < RB_NO_LEADER_BACKOFF_MS ? pause : RB_NO_LEADER_BACKOFF_MS);
+		/* an election is under way: wait, doubling the pause from
+		 * RB_NO_LEADER_BACKOFF_MS up to RB_NO_LEADER_BACKOFF_MS_MAX, so
+		 * RB_ATTEMPTS_MAX attempts outlast a whole election (which can
+		 * take two election timeouts), then try any member */
+		int64_t pause = (int64_t)RB_NO_LEADER_BACKOFF_MS << (n < 3 ? n : 3);
+		if (pause > RB_NO_LEADER_BACKOFF_MS_MAX)
+			pause = RB_NO_LEADER_BACKOFF_MS_MAX;
+		int64_t left = k->deadline - now_ms();
+		sleep_ms(pause < left ? pause : left);
 		c->cur = (size_t)(ep - c->eps + 1) % c->eps_n;
 		return 1;
 	}
@@ -443,7 +450,7 @@ static int run(rb_client *c, struct rb_endpoint *only, const struct call *k,
 		}
 		rb_resp_free(resp);
 		struct rb_endpoint *next;
-		if (attempt(c, ep, k, resp, &next) == 0)
+		if (attempt(c, ep, k, n, resp, &next) == 0)
 			return resp->err;
 		if (only)
 			return resp->err;
