@@ -5,16 +5,23 @@
  * and status answers.
  *
  * nng callback threads only move a received request into the loop's inbox
- * (no decoding); the loop decodes it, and every reply is encoded and sent
- * from the loop thread. A request is kept (as its raw nng message) while it
- * waits for commit or for its read index, and decoded again to answer it:
- * this keeps no decoded state alive across turns.
+ * (no decoding); the loop decodes it. Writes, keep-alives, member lists and
+ * error replies are encoded and sent from the loop thread. Reads (range,
+ * lease time-to-live, lease list, status) are handed with their decoded
+ * request to the reader pool (bk_reader.c), whose threads run the store
+ * read and encode and send the reply (bk_client_serve_read): the reply path
+ * below (encode, creq_send) therefore touches only the request and the
+ * header values it is given, never the loop's state. A request is kept (as
+ * its raw nng message) while it waits for commit or for its read index, and
+ * decoded again to answer it: this keeps no decoded state alive across
+ * turns.
  *
  * Writes on a member that is not the leader are answered "not leader" with
  * the leader's id and client URL (learned from the peers' hello messages);
  * libraftbus retries there invisibly. Linearizable reads work on every
  * member (ReadIndex forwarded to the leader by the Raft core).
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,7 +29,6 @@
 #include "bk_int.h"
 
 #include <nng/protocol/reqrep0/rep.h>
-#include "rb_wire.h"
 
 /* ---- a tiny arena for conversions --------------------------------------- */
 
@@ -242,6 +248,8 @@ static void conv_resp(struct arena *a, const struct st_op_resp *in,
 
 /* ---- sending replies ---------------------------------------------------- */
 
+/* Runs on the loop thread or on a reader: touches only r (owned by the
+ * caller until nng_ctx_send takes it). */
 static void creq_send(struct bk_creq *r, uint8_t *buf, size_t len)
 {
 	nng_msg *msg = NULL;
@@ -265,19 +273,42 @@ static void creq_send(struct bk_creq *r, uint8_t *buf, size_t len)
 	nng_ctx_send(r->ctx, r->aio);
 }
 
-static void fill_header(struct bk_server *s, struct rb_resp *resp,
-    st_rev revision)
+/* Values for a reply header: from the loop's state (loop_hdr) or from the
+ * snapshot a read carries to its reader (read_hdr). */
+struct hdr {
+	uint64_t cluster_id, member_id;
+	st_rev revision;          /* when the reply has no revision of its own */
+	rl_term term;
+};
+
+static struct hdr loop_hdr(const struct bk_server *s)
 {
-	resp->header.cluster_id = s->cfg.cluster_id;
-	resp->header.member_id = s->cfg.member_id;
-	resp->header.revision = revision ? revision : s->revision;
-	resp->header.raft_term = s->term;
+	return (struct hdr){ .cluster_id = s->cfg.cluster_id,
+	    .member_id = s->cfg.member_id, .revision = s->revision,
+	    .term = s->term };
 }
 
-static void send_resp(struct bk_server *s, struct bk_creq *r, uint64_t req_id,
+static struct hdr read_hdr(const struct bk_read *rd)
+{
+	return (struct hdr){ .cluster_id = rd->cluster_id,
+	    .member_id = rd->member_id, .revision = rd->revision,
+	    .term = rd->term };
+}
+
+static void fill_header(const struct hdr *h, struct rb_resp *resp,
+    st_rev revision)
+{
+	resp->header.cluster_id = h->cluster_id;
+	resp->header.member_id = h->member_id;
+	resp->header.revision = revision ? revision : h->revision;
+	resp->header.raft_term = h->term;
+}
+
+/* Any thread (see creq_send). */
+static void send_resp(struct bk_creq *r, const struct hdr *h, uint64_t req_id,
     uint8_t op, struct rb_resp *resp, st_rev revision)
 {
-	fill_header(s, resp, revision);
+	fill_header(h, resp, revision);
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int rc = rb_wire_encode_reply(req_id, op, resp, &buf, &len);
@@ -286,12 +317,20 @@ static void send_resp(struct bk_server *s, struct bk_creq *r, uint64_t req_id,
 		    rb_strerror(rc));
 		struct rb_resp e = { .err = RB_ERR_INTERNAL,
 		    .msg = "cannot encode the reply" };
-		fill_header(s, &e, revision);
+		fill_header(h, &e, revision);
 		buf = NULL;
 		if (rb_wire_encode_reply(req_id, op, &e, &buf, &len))
 			buf = NULL;
 	}
 	creq_send(r, buf, len);
+}
+
+/* Loop thread: a reply with the loop's header. */
+static void send_loop(struct bk_server *s, struct bk_creq *r, uint64_t req_id,
+    uint8_t op, struct rb_resp *resp, st_rev revision)
+{
+	struct hdr h = loop_hdr(s);
+	send_resp(r, &h, req_id, op, resp, revision);
 }
 
 static const char *leader_url(struct bk_server *s)
@@ -302,6 +341,16 @@ static const char *leader_url(struct bk_server *s)
 	return "";
 }
 
+/* Any thread: an error reply without a leader hint. */
+static void send_err(struct bk_creq *r, const struct hdr *h, uint64_t req_id,
+    uint8_t op, int err, const char *msg, st_rev compact_rev)
+{
+	struct rb_resp resp = { .err = err, .msg = msg,
+	    .compact_revision = compact_rev };
+	send_resp(r, h, req_id, op, &resp, 0);
+}
+
+/* Loop thread: an error reply; "not leader" carries the hint. */
 static void reply_err(struct bk_server *s, struct bk_creq *r, uint64_t req_id,
     uint8_t op, int err, const char *msg, st_rev compact_rev)
 {
@@ -311,7 +360,7 @@ static void reply_err(struct bk_server *s, struct bk_creq *r, uint64_t req_id,
 		resp.leader_id = s->leader;
 		resp.leader_url = leader_url(s);
 	}
-	send_resp(s, r, req_id, op, &resp, 0);
+	send_loop(s, r, req_id, op, &resp, 0);
 }
 
 /* The request's id and op from its raw message (decoding again). */
@@ -335,11 +384,12 @@ void bk_client_reply_error(struct bk_server *s, struct bk_creq *r, int err,
 	reply_err(s, r, id, op, err, msg, 0);
 }
 
-static void reply_result(struct bk_server *s, struct bk_creq *r, uint64_t id,
+/* Any thread. */
+static void reply_result(struct bk_creq *r, const struct hdr *h, uint64_t id,
     uint8_t op, const struct st_result *res)
 {
 	if (res->err) {
-		reply_err(s, r, id, op, map_err(res->err), res->msg,
+		send_err(r, h, id, op, map_err(res->err), res->msg,
 		    res->compact_revision);
 		return;
 	}
@@ -347,9 +397,9 @@ static void reply_result(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	struct rb_resp resp = { 0 };
 	conv_resp(&a, &res->resp, &resp.body);
 	if (a.oom)
-		reply_err(s, r, id, op, RB_ERR_INTERNAL, "out of memory", 0);
+		send_err(r, h, id, op, RB_ERR_INTERNAL, "out of memory", 0);
 	else
-		send_resp(s, r, id, op, &resp, res->revision);
+		send_resp(r, h, id, op, &resp, res->revision);
 	arena_free(&a);
 }
 
@@ -360,19 +410,54 @@ void bk_client_reply_applied(struct bk_server *s, struct bk_creq *r,
 	uint64_t id;
 	uint8_t rop;
 	rb_wire_request_free(redecode(r, &id, &rop));
-	reply_result(s, r, id, rop, res);
+	struct hdr h = loop_hdr(s);
+	reply_result(r, &h, id, rop, res);
 }
 
-/* ---- serving requests --------------------------------------------------- */
+/* ---- reads: handed over by the loop, served by a reader ----------------- */
 
-static void serve_range(struct bk_server *s, struct bk_creq *r, uint64_t id,
+/* Loop thread: hands a read to the pool (which then owns r and wr), or
+ * answers "too many requests" when its queue is full. The snapshot of the
+ * loop's state the reader needs is taken here. */
+static void read_submit(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    rb_wire_request *wr)
+{
+	const struct rb_op *op = rb_wire_request_op(wr);
+	struct bk_read rd = { .r = r, .wr = wr, .req_id = id,
+	    .cluster_id = s->cfg.cluster_id, .member_id = s->cfg.member_id,
+	    .term = s->term, .revision = s->revision, .lease_left_s = -1,
+	    .applied = s->applied };
+	if (op->type == RB_OP_LEASE_TIMETOLIVE) {
+		struct bk_lease *l = bk_lease_find(s, op->u.lease_ttl.id);
+		if (l) {
+			int64_t left = (l->expiry_ms - s->now_ms + 999) / 1000;
+			rd.lease_left_s = left < 0 ? 0 : left;
+		}
+	}
+	if (op->type == RB_OP_ENDPOINT_STATUS || op->type == RB_OP_HEALTH) {
+		struct rl_status rs;
+		rl_status(s->node, &rs);
+		rd.leader = rs.leader;
+		rd.raft_index = rs.last_index;
+		rd.raft_term = rs.hard_state.term;
+	}
+	if (bk_reader_submit(s, &rd))
+		return;
+	uint8_t type = op->type;
+	rb_wire_request_free(wr);
+	reply_err(s, r, id, type, RB_ERR_TIMEOUT,
+	    "etcdserver: too many requests", 0);
+}
+
+static void serve_range(st_store *st, struct bk_read *rd,
     const struct rb_op *op)
 {
+	struct hdr h = read_hdr(rd);
 	struct st_range q;
 	conv_range(&op->u.range, &q);
 	struct st_result res = { 0 };
-	st_range(s->st, &q, &res);
-	reply_result(s, r, id, op->type, &res);
+	st_range(st, &q, &res);
+	reply_result(rd->r, &h, rd->req_id, op->type, &res);
 	st_result_free(&res);
 }
 
@@ -385,41 +470,112 @@ void bk_client_answer_read(struct bk_server *s, struct bk_creq *r)
 		reply_err(s, r, id, opt, RB_ERR_BAD_REQUEST, NULL, 0);
 		return;
 	}
-	serve_range(s, r, id, rb_wire_request_op(wr));
-	rb_wire_request_free(wr);
+	read_submit(s, r, id, wr);
 }
 
-static void serve_lease_ttl(struct bk_server *s, struct bk_creq *r,
-    uint64_t id, const struct rb_op *op)
+static void serve_lease_ttl(st_store *st, struct bk_read *rd,
+    const struct rb_op *op)
 {
+	struct hdr h = read_hdr(rd);
 	struct st_result res = { 0 };
 	const struct rb_lease_ttl_req *q = &op->u.lease_ttl;
 	struct rb_resp resp = { 0 };
 	resp.body.type = RB_OP_LEASE_TIMETOLIVE;
 	resp.body.u.lease_ttl.id = q->id;
-	if (st_lease_ttl(s->st, q->id, q->keys, &res)) {
+	if (st_lease_ttl(st, q->id, q->keys, &res)) {
 		/* etcd answers a missing lease with TTL -1, not an error */
 		resp.body.u.lease_ttl.ttl_s = -1;
-		send_resp(s, r, id, op->type, &resp, 0);
+		send_resp(rd->r, &h, rd->req_id, op->type, &resp, 0);
 		st_result_free(&res);
 		return;
 	}
 	const struct st_lease_ttl_resp *t = &res.resp.u.lease_ttl;
-	struct bk_lease *l = bk_lease_find(s, q->id);
-	int64_t left = l ? (l->expiry_ms - s->now_ms + 999) / 1000 :
-	    t->granted_ttl_s;
 	struct arena a = { .n = 0 };
 	struct rb_bytes *keys = arena_alloc(&a, t->keys_n, sizeof(*keys));
 	for (size_t i = 0; keys && i < t->keys_n; i++)
 		keys[i] = (struct rb_bytes){ t->keys[i].key, t->keys[i].key_len };
-	resp.body.u.lease_ttl.ttl_s = left < 0 ? 0 : left;
+	resp.body.u.lease_ttl.ttl_s = rd->lease_left_s >= 0 ?
+	    rd->lease_left_s : t->granted_ttl_s;
 	resp.body.u.lease_ttl.granted_ttl_s = t->granted_ttl_s;
 	resp.body.u.lease_ttl.keys = keys;
 	resp.body.u.lease_ttl.keys_n = keys ? t->keys_n : 0;
-	send_resp(s, r, id, op->type, &resp, 0);
+	send_resp(rd->r, &h, rd->req_id, op->type, &resp, 0);
 	arena_free(&a);
 	st_result_free(&res);
 }
+
+static void serve_leases(st_store *st, struct bk_read *rd,
+    const struct rb_op *op)
+{
+	struct hdr h = read_hdr(rd);
+	struct st_result res = { 0 };
+	if (st_lease_list(st, &res)) {
+		send_err(rd->r, &h, rd->req_id, op->type, map_err(res.err),
+		    res.msg, 0);
+		st_result_free(&res);
+		return;
+	}
+	const struct st_lease_list_resp *ll = &res.resp.u.lease_list;
+	struct arena a = { .n = 0 };
+	rb_lease_id *ids = arena_alloc(&a, ll->leases_n, sizeof(*ids));
+	for (size_t i = 0; ids && i < ll->leases_n; i++)
+		ids[i] = ll->leases[i].id;
+	struct rb_resp resp = { 0 };
+	resp.body.type = RB_OP_LEASE_LEASES;
+	resp.body.u.lease_leases.ids = ids;
+	resp.body.u.lease_leases.ids_n = ids ? ll->leases_n : 0;
+	send_resp(rd->r, &h, rd->req_id, op->type, &resp, res.revision);
+	arena_free(&a);
+	st_result_free(&res);
+}
+
+static void serve_status(st_store *st, struct bk_read *rd,
+    const struct rb_op *op)
+{
+	struct hdr h = read_hdr(rd);
+	struct st_status stt = { 0 };
+	st_status(st, &stt);
+	struct rb_resp resp = { 0 };
+	resp.body.type = op->type;
+	if (op->type == RB_OP_HEALTH) {
+		resp.body.u.health.healthy = rd->leader != RL_NONE;
+		resp.body.u.health.reason = rd->leader ? "" : "no leader";
+	} else {
+		struct rb_status_resp *sr = &resp.body.u.status;
+		sr->version = BK_VERSION;
+		sr->db_size = (int64_t)stt.map_bytes;
+		sr->db_size_in_use = (int64_t)stt.logical_bytes;
+		sr->leader = rd->leader;
+		sr->raft_index = rd->raft_index;
+		sr->raft_term = rd->raft_term;
+		sr->raft_applied_index = rd->applied;
+	}
+	send_resp(rd->r, &h, rd->req_id, op->type, &resp, stt.revision);
+}
+
+void bk_client_serve_read(st_store *st, struct bk_read *rd)
+{
+	const struct rb_op *op = rb_wire_request_op(rd->wr);
+	switch (op->type) {
+	case RB_OP_RANGE:
+		serve_range(st, rd, op);
+		break;
+	case RB_OP_LEASE_TIMETOLIVE:
+		serve_lease_ttl(st, rd, op);
+		break;
+	case RB_OP_LEASE_LEASES:
+		serve_leases(st, rd, op);
+		break;
+	default:
+		assert(op->type == RB_OP_ENDPOINT_STATUS ||
+		    op->type == RB_OP_HEALTH);
+		serve_status(st, rd, op);
+	}
+	rb_wire_request_free(rd->wr);
+	rd->wr = NULL;
+}
+
+/* ---- serving requests on the loop --------------------------------------- */
 
 static void serve_keepalive(struct bk_server *s, struct bk_creq *r,
     uint64_t id, const struct rb_op *op)
@@ -436,32 +592,10 @@ static void serve_keepalive(struct bk_server *s, struct bk_creq *r,
 	resp.body.type = RB_OP_LEASE_KEEPALIVE;
 	resp.body.u.lease_keepalive.id = l->id;
 	resp.body.u.lease_keepalive.ttl_s = l->ttl_s;
-	send_resp(s, r, id, op->type, &resp, 0);
+	send_loop(s, r, id, op->type, &resp, 0);
 }
 
-static void serve_leases(struct bk_server *s, struct bk_creq *r, uint64_t id,
-    const struct rb_op *op)
-{
-	struct st_result res = { 0 };
-	if (st_lease_list(s->st, &res)) {
-		reply_err(s, r, id, op->type, map_err(res.err), res.msg, 0);
-		st_result_free(&res);
-		return;
-	}
-	const struct st_lease_list_resp *ll = &res.resp.u.lease_list;
-	struct arena a = { .n = 0 };
-	rb_lease_id *ids = arena_alloc(&a, ll->leases_n, sizeof(*ids));
-	for (size_t i = 0; ids && i < ll->leases_n; i++)
-		ids[i] = ll->leases[i].id;
-	struct rb_resp resp = { 0 };
-	resp.body.type = RB_OP_LEASE_LEASES;
-	resp.body.u.lease_leases.ids = ids;
-	resp.body.u.lease_leases.ids_n = ids ? ll->leases_n : 0;
-	send_resp(s, r, id, op->type, &resp, res.revision);
-	arena_free(&a);
-	st_result_free(&res);
-}
-
+/* The member list stays on the loop: client URLs change with hellos. */
 static void serve_members(struct bk_server *s, struct bk_creq *r, uint64_t id,
     const struct rb_op *op)
 {
@@ -480,32 +614,7 @@ static void serve_members(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	resp.body.type = RB_OP_MEMBER_LIST;
 	resp.body.u.member_list.members = ms;
 	resp.body.u.member_list.members_n = s->cfg.members_n;
-	send_resp(s, r, id, op->type, &resp, 0);
-}
-
-static void serve_status(struct bk_server *s, struct bk_creq *r, uint64_t id,
-    const struct rb_op *op)
-{
-	struct st_status stt = { 0 };
-	st_status(s->st, &stt);
-	struct rl_status rs;
-	rl_status(s->node, &rs);
-	struct rb_resp resp = { 0 };
-	resp.body.type = op->type;
-	if (op->type == RB_OP_HEALTH) {
-		resp.body.u.health.healthy = rs.leader != RL_NONE;
-		resp.body.u.health.reason = rs.leader ? "" : "no leader";
-	} else {
-		struct rb_status_resp *st = &resp.body.u.status;
-		st->version = BK_VERSION;
-		st->db_size = (int64_t)stt.map_bytes;
-		st->db_size_in_use = (int64_t)stt.logical_bytes;
-		st->leader = rs.leader;
-		st->raft_index = rs.last_index;
-		st->raft_term = rs.hard_state.term;
-		st->raft_applied_index = s->applied;
-	}
-	send_resp(s, r, id, op->type, &resp, stt.revision);
+	send_loop(s, r, id, op->type, &resp, 0);
 }
 
 /* Writes: converted to a store op and proposed. */
@@ -525,41 +634,45 @@ static void serve_write(struct bk_server *s, struct bk_creq *r, uint64_t id,
 		    "etcdserver: too many requests" : NULL, 0);
 }
 
-static void dispatch(struct bk_server *s, struct bk_creq *r, uint64_t id,
-    const struct rb_op *op)
+/* Answers, proposes or queues the request; returns true when it kept wr
+ * (handed to the reader pool with r). */
+static bool dispatch(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    rb_wire_request *wr)
 {
-	bool leader = s->role == RL_LEADER;
+	const struct rb_op *op = rb_wire_request_op(wr);
 	int nl = s->leader ? RB_ERR_NOT_LEADER : RB_ERR_NO_LEADER;
 	switch (op->type) {
 	case RB_OP_RANGE:
 		if (op->u.range.serializable) {
-			serve_range(s, r, id, op);
-			return;
+			read_submit(s, r, id, wr);
+			return true;
 		}
 		r->next = s->reads_new;
 		s->reads_new = r;
-		return;
+		return false;
 	case RB_OP_LEASE_KEEPALIVE:
 	case RB_OP_LEASE_TIMETOLIVE:
-		if (!leader)
+		if (s->role != RL_LEADER) {
 			reply_err(s, r, id, op->type, nl, NULL, 0);
-		else if (op->type == RB_OP_LEASE_KEEPALIVE)
+			return false;
+		}
+		if (op->type == RB_OP_LEASE_KEEPALIVE) {
 			serve_keepalive(s, r, id, op);
-		else
-			serve_lease_ttl(s, r, id, op);
-		return;
+			return false;
+		}
+		read_submit(s, r, id, wr);
+		return true;
 	case RB_OP_LEASE_LEASES:
-		serve_leases(s, r, id, op);
-		return;
-	case RB_OP_MEMBER_LIST:
-		serve_members(s, r, id, op);
-		return;
 	case RB_OP_ENDPOINT_STATUS:
 	case RB_OP_HEALTH:
-		serve_status(s, r, id, op);
-		return;
+		read_submit(s, r, id, wr);
+		return true;
+	case RB_OP_MEMBER_LIST:
+		serve_members(s, r, id, op);
+		return false;
 	default:
 		serve_write(s, r, id, op);
+		return false;
 	}
 }
 
@@ -582,8 +695,8 @@ void bk_client_handle(struct bk_server *s, struct bk_creq *r)
 		    "malformed request", 0);
 		return;
 	}
-	dispatch(s, r, id, rb_wire_request_op(wr));
-	rb_wire_request_free(wr);
+	if (!dispatch(s, r, id, wr))
+		rb_wire_request_free(wr);
 }
 
 /* ---- the socket --------------------------------------------------------- */

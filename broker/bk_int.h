@@ -1,7 +1,10 @@
 /*
  * bk_int.h - the server's state shared by the files of broker/ (loop,
- * ready handling, client requests). Not a public interface: everything here
- * is touched by the loop thread only, except the fields marked "mu".
+ * ready handling, client requests, the reader pool). Not a public
+ * interface: everything here is touched by the loop thread only, except the
+ * fields marked "mu" (guarded by bk_server.mu), the reader pool (struct
+ * bk_readers, its own lock) and a request handed to the pool (owned by the
+ * reader serving it until its reply is sent).
  */
 #ifndef BK_INT_H
 #define BK_INT_H
@@ -13,6 +16,7 @@
 #include "bk.h"
 #include "logstore.h"
 #include "raftbus.h"
+#include "rb_wire.h"
 #include "store.h"
 
 /* Client request contexts on the rep0 socket = most client requests in
@@ -30,6 +34,13 @@
 #define BK_LEASE_REVOKES_PER_TURN_MAX 128u
 /* Leases tracked for expiry. */
 #define BK_LEASES_MAX 1000000u
+/* Reader threads serving reads (range, lease time-to-live, lease list,
+ * status) off the loop thread, each on its own LMDB read transaction. */
+#define BK_READERS 2u
+/* Reads waiting for a reader; beyond, a read is answered "too many
+ * requests". Less than BK_CLIENT_CTX_MAX so that a burst of reads is
+ * refused rather than occupying every request context. */
+#define BK_READ_QUEUE_MAX 64u
 /* Extra bytes of framing allowed over --max-request-bytes before a request
  * is refused as too large; nng drops the connection of anything over twice
  * that (NNG_OPT_RECVMAXSZ). */
@@ -39,6 +50,7 @@ enum bk_creq_state {
 	BK_CREQ_RECV = 0, /* nng_ctx_recv in progress (aio owned by nng) */
 	BK_CREQ_LOOP,     /* handed to the loop */
 	BK_CREQ_SEND,     /* nng_ctx_send in progress */
+	BK_CREQ_READER,   /* handed to the reader pool: a reader replies */
 };
 
 /* One client request context (a rep0 nng_ctx and its aio). */
@@ -54,6 +66,42 @@ struct bk_creq {
 	int64_t read_issued_ms;
 	bool read_ready;
 	rl_index read_index;
+};
+
+/* What a reader needs to answer one read. The loop fills it; everything the
+ * reader must not take from the loop's state (term, revision, Raft status,
+ * lease expiry) is a snapshot taken when the read was handed over. */
+struct bk_read {
+	struct bk_creq *r;        /* state BK_CREQ_READER: the reader's */
+	rb_wire_request *wr;      /* decoded request (owned) */
+	uint64_t req_id;
+	uint64_t cluster_id, member_id;
+	rl_term term;             /* loop's term at hand-over (reply header) */
+	st_rev revision;          /* header revision if the read has none */
+	int64_t lease_left_s;     /* lease TTL: seconds left; -1 = untracked */
+	rl_id leader;             /* status: the loop's Raft view */
+	rl_index raft_index;
+	rl_term raft_term;
+	rl_index applied;
+};
+
+/* The reader pool (bk_reader.c). All fields under mu; the threads array is
+ * written by the loop thread only before the readers start / after they
+ * are joined. */
+struct bk_readers {
+	pthread_mutex_t mu;
+	pthread_cond_t work;      /* a read queued, pause lifted, stopping */
+	pthread_cond_t idle;      /* a reader finished its read */
+	pthread_t threads[BK_READERS];
+	uint32_t threads_n;
+	bool inited;
+	struct bk_read queue[BK_READ_QUEUE_MAX];  /* ring */
+	uint32_t head, count;
+	uint32_t active;          /* reads being served right now */
+	bool paused;              /* no new read starts (store restore) */
+	bool stopping;
+	uint64_t served_n;        /* reads answered by the pool */
+	uint64_t refused_n;       /* reads refused: queue full */
 };
 
 struct bk_pending {
@@ -126,6 +174,7 @@ struct bk_server {
 	rl_index snap_last_index;
 	int64_t next_compact_ms;
 	st_rev compact_last_rev;
+	struct bk_readers readers;
 	bool failed;              /* storage failed: stop the member */
 	uint64_t saves_n;         /* log saves (fsyncs) with entries */
 	uint64_t saved_entries_n; /* entries they wrote: group commit ratio */
@@ -175,8 +224,33 @@ void bk_client_reply_applied(struct bk_server *s, struct bk_creq *r,
 /* Reply with an error (code rb_err, msg may be NULL). */
 void bk_client_reply_error(struct bk_server *s, struct bk_creq *r, int err,
     const char *msg);
-/* Answer a linearizable read now (its read index is applied). */
+/* Answer a linearizable read now (its read index is applied): hands it to
+ * the reader pool, or answers "too many requests" when the pool is full. */
 void bk_client_answer_read(struct bk_server *s, struct bk_creq *r);
+/* READER thread: runs the store read of rd on its own LMDB read
+ * transaction, encodes the reply and sends it on rd->r's nng context, then
+ * frees rd->wr. Touches only rd, rd->r (the reader's until the send is
+ * started; nng's after) and st: never the loop's state. */
+void bk_client_serve_read(st_store *st, struct bk_read *rd);
+
+/* bk_reader.c: the reader pool. Every function is called by the loop
+ * thread (or by open/close, which run when the loop does not). */
+/* Starts BK_READERS threads. BK_OK or BK_ERR_NOMEM (none left running). */
+int bk_reader_start(struct bk_server *s);
+/* Queues a read; on true the pool owns *rd (rd->r, rd->wr) and a reader
+ * replies. false = queue full (counted) or stopping: the caller keeps
+ * ownership and answers the request itself. */
+bool bk_reader_submit(struct bk_server *s, const struct bk_read *rd);
+/* Waits until no read is in progress and keeps new ones from starting,
+ * for st_restore_file (which must not run beside any read). Queued reads
+ * stay queued. */
+void bk_reader_pause(struct bk_server *s);
+void bk_reader_resume(struct bk_server *s);
+/* Stops the pool: reads in progress finish and reply, queued ones are
+ * dropped unanswered (their requests stay with the context, freed by
+ * bk_client_close), the threads are joined. Idempotent; no-op if never
+ * started. Must run before bk_client_close and st_close. */
+void bk_reader_stop(struct bk_server *s);
 
 /* Pending proposals (bk_server.c). */
 int bk_pending_add(struct bk_server *s, struct bk_creq *r, rl_index index,

@@ -147,12 +147,17 @@ static int install_snapshot(struct bk_server *s, const struct rl_snapshot_meta *
 		bk_log(BK_LOG_ERROR, "rename %s: %s", part, strerror(errno));
 		return BK_ERR_IO;
 	}
+	/* store.h: a restore must not run beside any read. On failure the
+	 * handle may be unusable and the member stops: readers stay paused
+	 * until bk_reader_stop. */
+	bk_reader_pause(s);
 	int rc = st_restore_file(s->st, path);
 	if (rc) {
 		bk_log(BK_LOG_ERROR, "restore snapshot %s: %s", path,
 		    st_strerror(rc));
 		return BK_ERR_IO;
 	}
+	bk_reader_resume(s);
 	s->applied = st_applied_index(s->st);
 	s->applied_term = m->term;
 	s->snap_last_index = m->index;

@@ -8,7 +8,9 @@
  * the inbox (peer messages -> rl_step, client requests -> proposals/reads),
  * tick, issue one ReadIndex for every read that arrived, expire leases, then
  * handle ONE ready: so every proposal and every append received in a turn
- * shares one log write and one fsync (group commit).
+ * shares one log write and one fsync (group commit). Reads are not run
+ * here: the loop hands them to the reader pool (bk_reader.c) once they may
+ * run, so a large read never delays a heartbeat, an append or an apply.
  *
  * Peer transport: every member listens with one pull0 socket on its peer
  * URL and keeps one push0 socket dialed (nng reconnects) to each other
@@ -329,24 +331,22 @@ static void reads_progress(struct bk_server *s)
 	struct bk_creq **pp = &s->reads_wait;
 	while (*pp) {
 		struct bk_creq *r = *pp;
-		bool done = false;
+		/* Unlinked BEFORE answering: once answered, r belongs to a
+		 * reader or to nng, whose callback may reuse r->next. */
 		if (r->read_ready && r->read_index <= s->applied) {
+			*pp = r->next;
 			bk_client_answer_read(s, r);
-			done = true;
 		} else if (s->now_ms >= r->deadline_ms) {
+			*pp = r->next;
 			bk_client_reply_error(s, r, RB_ERR_TIMEOUT, NULL);
-			done = true;
 		} else if (!r->read_ready && s->now_ms - r->read_issued_ms >=
 		    2 * (int64_t)s->cfg.election_ms) {
 			*pp = r->next;
 			r->next = s->reads_new;
 			s->reads_new = r;
-			continue;
-		}
-		if (done)
-			*pp = r->next;
-		else
+		} else {
 			pp = &r->next;
+		}
 	}
 }
 
@@ -648,7 +648,8 @@ int bk_server_open(const struct bk_config *cfg, struct bk_server **out)
 	if ((rc = open_storage(s)) || (rc = recover_snapshot(s)))
 		goto out_close;
 	if ((rc = open_node(s)) || (rc = bk_snapshot_scan(s)) ||
-	    (rc = peer_open(s)) || (rc = bk_client_open(s)))
+	    (rc = peer_open(s)) || (rc = bk_client_open(s)) ||
+	    (rc = bk_reader_start(s)))
 		goto out_close;
 	*out = s;
 	return BK_OK;
@@ -664,6 +665,8 @@ void bk_server_close(struct bk_server *s)
 	pthread_mutex_lock(&s->mu);
 	s->stopping = true;
 	pthread_mutex_unlock(&s->mu);
+	/* readers reply on client contexts and read the store */
+	bk_reader_stop(s);
 	bk_client_close(s);
 	if (s->peer_aio) {
 		nng_aio_stop(s->peer_aio);

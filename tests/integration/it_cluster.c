@@ -16,11 +16,15 @@
  *   partition  peer traffic to one member blocked by a proxy: no write, no
  *              linearizable read there; the healed member does not disturb
  *              the leader; a cut leader is replaced
+ *   readers    while big range reads run, writes stay fast and the leader
+ *              keeps its term; a flood of reads beyond the server's read
+ *              queue is answered or refused "too many requests"
  *
  * Every loop is bounded in count and time; every process started is stopped
  * by PID, also on failure (it_util.c).
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -705,13 +709,233 @@ static void test_partition(void)
 	it_cluster_done(&c);
 }
 
+/* ---- readers: large reads do not stall Raft ----------------------------- */
+
+/* The data set: RD_KEYS keys "r/NNNNNN" of RD_VALUE_BYTES bytes. */
+#define RD_KEYS 50000
+#define RD_VALUE_BYTES 100
+/* Puts per loading txn (the store's limit, etcd's default). */
+#define RD_TXN_OPS 128
+/* Client threads running full-range reads while writes are measured. */
+#define RD_READ_THREADS 6
+#define RD_WRITE_MS 5000
+/* Generous bound on one write's latency while big reads run. */
+#define RD_WRITE_LATENCY_MS_MAX 1000
+/* Concurrent reads in the flood: more than the server's read queue
+ * (BK_READ_QUEUE_MAX 64) plus its readers (BK_READERS 2). */
+#define RD_FLOOD_THREADS 96
+#define RD_FLOOD_LIMIT 10000
+
+struct rd_shared {
+	const char *url;
+	_Atomic bool stop;
+	_Atomic int reads_ok;
+	_Atomic int reads_bad;
+	_Atomic int64_t read_ms_max;
+	pthread_barrier_t go;
+	_Atomic int flood_ok;
+	_Atomic int flood_refused;
+	_Atomic int flood_other;
+};
+
+static void rd_load(struct it_cluster *c)
+{
+	static char keys[RD_TXN_OPS][16];
+	char val[RD_VALUE_BYTES];
+	memset(val, 'v', sizeof(val));
+	struct rb_op puts[RD_TXN_OPS];
+	for (int base = 0; base < RD_KEYS; base += RD_TXN_OPS) {
+		int n = RD_KEYS - base < RD_TXN_OPS ? RD_KEYS - base : RD_TXN_OPS;
+		for (int i = 0; i < n; i++) {
+			snprintf(keys[i], sizeof(keys[i]), "r/%06d", base + i);
+			puts[i] = (struct rb_op){ .type = RB_OP_PUT };
+			puts[i].u.put.key = (const uint8_t *)keys[i];
+			puts[i].u.put.key_len = strlen(keys[i]);
+			puts[i].u.put.value = (const uint8_t *)val;
+			puts[i].u.put.value_len = sizeof(val);
+		}
+		struct rb_op txn = { .type = RB_OP_TXN };
+		txn.u.txn.success = puts;
+		txn.u.txn.success_n = (size_t)n;
+		struct rb_resp resp;
+		int rc = it_do_any(c, &txn, &resp, deadline(10000));
+		rb_resp_free(&resp);
+		IT_CHECK(rc == 0, "load txn at %d: %s", base, rb_strerror(rc));
+	}
+}
+
+static struct rb_op rd_range(bool serializable, int64_t limit)
+{
+	struct rb_op op = range_op("r/", serializable);
+	op.u.range.range_end = (const uint8_t *)"r0";
+	op.u.range.range_end_len = 2;
+	op.u.range.limit = limit;
+	return op;
+}
+
+/* Full-range reads, alternately linearizable and serializable. */
+static void *rd_reader(void *arg)
+{
+	struct rd_shared *sh = arg;
+	for (int i = 0; !sh->stop && i < 100000; i++) {
+		struct rb_op op = rd_range(i % 2, 0);
+		struct rb_resp resp;
+		int64_t t0 = it_now_ms();
+		int rc = it_do(sh->url, &op, &resp);
+		int64_t ms = it_now_ms() - t0;
+		if (rc == 0 && resp.body.u.range.kvs_n == RD_KEYS)
+			sh->reads_ok++;
+		else
+			sh->reads_bad++;
+		if (ms > sh->read_ms_max)
+			sh->read_ms_max = ms;
+		rb_resp_free(&resp);
+	}
+	return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct rd_writes_stats {
+	int n, failed, first_err;
+	int64_t p50_ms, p99_ms, max_ms;
+};
+
+/* Writes to the leader for RD_WRITE_MS while the readers run, measuring
+ * each one's latency. */
+static void rd_writes(struct it_cluster *c, int leader,
+    struct rd_writes_stats *ws)
+{
+	static int64_t lat[100000];
+	int n = 0;
+	memset(ws, 0, sizeof(*ws));
+	int64_t end = deadline(RD_WRITE_MS);
+	while (it_now_ms() < end && n < 100000) {
+		char k[32];
+		snprintf(k, sizeof(k), "w/%06d", n);
+		struct rb_op put = { .type = RB_OP_PUT };
+		put.u.put.key = (const uint8_t *)k;
+		put.u.put.key_len = strlen(k);
+		put.u.put.value = (const uint8_t *)"x";
+		put.u.put.value_len = 1;
+		struct rb_resp resp;
+		int64_t t0 = it_now_ms();
+		int rc = it_do(c->m[leader].client_url, &put, &resp);
+		lat[n++] = it_now_ms() - t0;
+		rb_resp_free(&resp);
+		if (rc && !ws->failed++)
+			ws->first_err = rc;
+	}
+	qsort(lat, (size_t)n, sizeof(lat[0]), cmp_i64);
+	ws->n = n;
+	ws->p50_ms = lat[n / 2];
+	ws->p99_ms = lat[n * 99 / 100];
+	ws->max_ms = lat[n - 1];
+}
+
+/* One read per thread, all released at once: each gets its answer or
+ * "too many requests", never silence. */
+static void *rd_flooder(void *arg)
+{
+	struct rd_shared *sh = arg;
+	pthread_barrier_wait(&sh->go);
+	struct rb_op op = rd_range(false, RD_FLOOD_LIMIT);
+	struct rb_resp resp;
+	int rc = it_do(sh->url, &op, &resp);
+	if (rc == 0 && resp.body.u.range.kvs_n == RD_FLOOD_LIMIT)
+		sh->flood_ok++;
+	else if (rc == RB_ERR_TIMEOUT && resp.msg &&
+	    strstr(resp.msg, "too many requests"))
+		sh->flood_refused++;
+	else
+		sh->flood_other++;
+	rb_resp_free(&resp);
+	return NULL;
+}
+
+static void rd_flood(struct rd_shared *sh)
+{
+	pthread_t th[RD_FLOOD_THREADS];
+	pthread_barrier_init(&sh->go, NULL, RD_FLOOD_THREADS);
+	for (int i = 0; i < RD_FLOOD_THREADS; i++)
+		IT_CHECK(pthread_create(&th[i], NULL, rd_flooder, sh) == 0,
+		    "thread");
+	for (int i = 0; i < RD_FLOOD_THREADS; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&sh->go);
+	fprintf(stderr, "readers: flood of %d reads: %d answered, %d refused "
+	    "(too many requests), %d other\n", RD_FLOOD_THREADS,
+	    (int)sh->flood_ok, (int)sh->flood_refused, (int)sh->flood_other);
+	IT_CHECK(sh->flood_other == 0, "%d reads got neither an answer nor "
+	    "\"too many requests\"", (int)sh->flood_other);
+	IT_CHECK(sh->flood_ok > 0, "no read of the flood was answered");
+	/* more reads at once than the queue holds: the bound must show */
+	IT_CHECK(sh->flood_refused > 0, "no read of the flood was refused");
+}
+
+/* Big range reads run on the reader threads, not on the loop: writes stay
+ * fast and the leader keeps its term while they run; a flood of reads
+ * beyond the read queue is answered or refused, never left hanging. */
+static void test_readers(void)
+{
+	struct it_cluster c;
+	it_cluster_init(&c, 3);
+	it_start_all(&c);
+	int leader = it_wait_leader(&c, 10000);
+	IT_CHECK(leader >= 0, "a leader");
+	rd_load(&c);
+	leader = it_wait_leader(&c, 10000);
+	IT_CHECK(leader >= 0, "a leader after loading");
+	uint64_t term0, lid0, term1, lid1;
+	status_of(&c, leader, &term0, &lid0);
+	IT_CHECK(term0 && lid0, "status of the leader");
+	static struct rd_shared sh;
+	sh.url = c.m[leader].client_url;
+	pthread_t th[RD_READ_THREADS];
+	for (int i = 0; i < RD_READ_THREADS; i++)
+		IT_CHECK(pthread_create(&th[i], NULL, rd_reader, &sh) == 0,
+		    "thread");
+	struct rd_writes_stats ws;
+	rd_writes(&c, leader, &ws);
+	sh.stop = true;
+	for (int i = 0; i < RD_READ_THREADS; i++)
+		pthread_join(th[i], NULL);
+	status_of(&c, leader, &term1, &lid1);
+	fprintf(stderr, "readers: %d writes in %d ms beside %d full reads of "
+	    "%d keys (longest read %lld ms): latency p50 %lld p99 %lld max "
+	    "%lld ms, %d failed; leader term %llu -> %llu\n", ws.n,
+	    RD_WRITE_MS, (int)sh.reads_ok, RD_KEYS,
+	    (long long)sh.read_ms_max, (long long)ws.p50_ms,
+	    (long long)ws.p99_ms, (long long)ws.max_ms, ws.failed,
+	    (unsigned long long)term0, (unsigned long long)term1);
+	IT_CHECK(term1 == term0 && lid1 == lid0, "leadership lost during big "
+	    "reads");
+	IT_CHECK(ws.failed == 0, "writes failed during big reads, first: %s",
+	    rb_strerror(ws.first_err));
+	IT_CHECK(ws.n >= 10, "only %d writes in %d ms", ws.n, RD_WRITE_MS);
+	IT_CHECK(ws.max_ms < RD_WRITE_LATENCY_MS_MAX, "a write took %lld ms "
+	    "while big reads ran", (long long)ws.max_ms);
+	IT_CHECK(sh.reads_ok > 0 && sh.reads_bad == 0, "big reads: %d ok, "
+	    "%d failed", (int)sh.reads_ok, (int)sh.reads_bad);
+	rd_flood(&sh);
+	status_of(&c, leader, &term1, &lid1);
+	IT_CHECK(term1 == term0 && lid1 == lid0, "leadership lost during the "
+	    "flood");
+	it_cluster_done(&c);
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stderr, NULL, _IONBF, 0);
 	if (argc != 2) {
 		fprintf(stderr, "usage: it_cluster flags|single|three|five|"
-		    "failover|crashall|snapshot|quota|minority|partition\n");
+		    "failover|crashall|snapshot|quota|minority|partition|"
+		    "readers\n");
 		return 2;
 	}
 	const char *t = argv[1];
@@ -725,6 +949,8 @@ int main(int argc, char **argv)
 		test_members(5);
 	else if (!strcmp(t, "failover"))
 		test_failover();
+	else if (!strcmp(t, "readers"))
+		test_readers();
 	else if (!strcmp(t, "crashall"))
 		test_crashall();
 	else if (!strcmp(t, "snapshot"))

@@ -214,7 +214,8 @@ void it_cluster_done(struct it_cluster *c)
 
 /* ---- requests ----------------------------------------------------------- */
 
-static uint64_t next_req_id = 1;
+/* atomic: it_do may be called from several test threads at once */
+static _Atomic uint64_t next_req_id = 1;
 
 static int roundtrip(const char *url, const void *buf, size_t len,
     struct rb_resp *resp)
