@@ -32,9 +32,12 @@
 
 /* ---- a tiny arena for conversions --------------------------------------- */
 
+/* Every array a conversion allocates, freed at once. It grows: a valid
+ * txn (nested txns, each level within its op budget) can need hundreds of
+ * arrays, and running out would answer an applied write with an error. */
 struct arena {
-	void *ptrs[256];
-	size_t n;
+	void **ptrs;
+	size_t n, cap;
 	bool oom;
 };
 
@@ -42,7 +45,17 @@ static void *arena_alloc(struct arena *a, size_t n, size_t size)
 {
 	if (n == 0)
 		return NULL;
-	void *p = a->n < 256 ? calloc(n, size) : NULL;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 32;
+		void **ptrs = realloc(a->ptrs, cap * sizeof(*ptrs));
+		if (!ptrs) {
+			a->oom = true;
+			return NULL;
+		}
+		a->ptrs = ptrs;
+		a->cap = cap;
+	}
+	void *p = calloc(n, size);
 	if (!p) {
 		a->oom = true;
 		return NULL;
@@ -55,7 +68,8 @@ static void arena_free(struct arena *a)
 {
 	for (size_t i = 0; i < a->n; i++)
 		free(a->ptrs[i]);
-	a->n = 0;
+	free(a->ptrs);
+	*a = (struct arena){ .n = 0 };
 }
 
 /* ---- rb_op -> st_op ----------------------------------------------------- */

@@ -24,6 +24,11 @@
 #define BK_CLIENT_CTX_MAX 256u
 /* Peer messages waiting for the loop; beyond, new ones are dropped. */
 #define BK_PEER_INBOX_MAX 4096u
+/* Bytes of peer messages waiting for the loop; beyond, new ones are
+ * dropped. A leader keeps at most RL_INFLIGHT_BYTES_MAX_DEFAULT (32 MiB)
+ * in flight to a follower: this leaves room for that and more, while
+ * 4096 messages of BK_PEER_MSG_BYTES_MAX (64 GiB) could not be held. */
+#define BK_PEER_INBOX_BYTES_MAX (256u * 1024u * 1024u)
 /* Proposals awaiting commit (slots keyed by log index; power of two). */
 #define BK_PENDING_MAX 8192u
 /* Client requests wait at most this long for commit / read index. */
@@ -144,6 +149,7 @@ struct bk_server {
 	pthread_mutex_t mu;
 	nng_msg *peer_inbox[BK_PEER_INBOX_MAX];   /* mu: ring */
 	uint32_t peer_head, peer_count;           /* mu */
+	size_t peer_bytes;                        /* mu: bodies in the ring */
 	struct bk_creq *client_head, *client_tail; /* mu */
 	bool stopping;                            /* mu */
 	int wake_fd[2];           /* pipe: a byte wakes the loop */
@@ -181,6 +187,10 @@ struct bk_server {
 };
 
 int64_t bk_now_ms(void);
+/* nng callback thread: puts a received peer message in the loop's inbox
+ * (which then owns it). false = inbox full (BK_PEER_INBOX_MAX messages or
+ * BK_PEER_INBOX_BYTES_MAX bytes) or stopping: the caller keeps msg. */
+bool bk_peer_inbox_put(struct bk_server *s, nng_msg *msg);
 /* Listens on every URL of a comma-separated list; 0 or an nng error. */
 int bk_listen_all(nng_socket sock, const char *urls);
 
@@ -192,8 +202,16 @@ int bk_ready_handle(struct bk_server *s);
 int bk_snapshot_maybe(struct bk_server *s);
 /* Startup: forget stale snapshot files, find the newest one kept. */
 int bk_snapshot_scan(struct bk_server *s);
-/* Writes a received snapshot chunk into the staging file. */
-void bk_snapshot_stage(struct bk_server *s, const struct rl_msg *m);
+/* A received RL_MSG_SNAPSHOT chunk, before rl_step: writes it into the
+ * staging file if the core will take it (rl_snapshot_chunk_wanted), else
+ * leaves the file alone. false = it could not be written (logged): drop
+ * the message instead of stepping it, the leader resends the chunk. */
+bool bk_snapshot_stage(struct bk_server *s, const struct rl_msg *m);
+/* Startup, before the node is built: a crash between installing a
+ * received snapshot in the log and restoring the store leaves the store
+ * behind the log's snapshot; restores it from the snapshot file (or the
+ * staging file not yet renamed). BK_OK or BK_ERR_IO. */
+int bk_snapshot_recover(struct bk_server *s);
 /* Path of snapshot (index, term) in buf. */
 void bk_snapshot_path(const struct bk_server *s, rl_index index, rl_term term,
     bool staging, char *buf, size_t len);

@@ -33,9 +33,13 @@ void bk_lease_set(struct bk_server *s, st_lease_id id, int64_t ttl_s)
 	struct bk_lease *l = bk_lease_find(s, id);
 	if (!l) {
 		if (s->leases_n == s->leases_cap) {
+			/* doubling stops AT the limit, not at the last power
+			 * of two below it */
 			size_t cap = s->leases_cap ? s->leases_cap * 2 : 64;
+			if (cap > BK_LEASES_MAX)
+				cap = BK_LEASES_MAX;
 			struct bk_lease *n;
-			if (cap > BK_LEASES_MAX ||
+			if (cap <= s->leases_cap ||
 			    !(n = realloc(s->leases, cap * sizeof(*n)))) {
 				bk_log(BK_LOG_WARN, "lease table full: lease "
 				    "%llx will not expire", (long long)id);

@@ -36,8 +36,14 @@ void bk_snapshot_path(const struct bk_server *s, rl_index index, rl_term term,
 	    staging ? "part" : "db");
 }
 
-void bk_snapshot_stage(struct bk_server *s, const struct rl_msg *m)
+bool bk_snapshot_stage(struct bk_server *s, const struct rl_msg *m)
 {
+	/* Only the chunk the core will take next is written: a retransmitted
+	 * offset-0 chunk would otherwise truncate a staging file half
+	 * received, and an arbitrary offset would grow a sparse file without
+	 * bound. The core then accepts chunks strictly in order. */
+	if (!rl_snapshot_chunk_wanted(s->node, m))
+		return true;
 	char path[BK_PATH_BYTES_MAX + 128];
 	bk_snapshot_path(s, m->snap.index, m->snap.term, true, path,
 	    sizeof(path));
@@ -47,16 +53,21 @@ void bk_snapshot_stage(struct bk_server *s, const struct rl_msg *m)
 	int fd = open(path, flags, 0600);
 	if (fd < 0) {
 		bk_log(BK_LOG_WARN, "stage snapshot chunk: %s", strerror(errno));
-		return;
+		return false;
 	}
-	ssize_t n = pwrite(fd, m->snap_data, m->snap_len,
-	    (off_t)m->snap_offset);
-	if (n != (ssize_t)m->snap_len)
+	bool ok = true;
+	ssize_t n = m->snap_len ? pwrite(fd, m->snap_data, m->snap_len,
+	    (off_t)m->snap_offset) : 0;
+	if (n != (ssize_t)m->snap_len) {
 		bk_log(BK_LOG_WARN, "stage snapshot chunk: short write");
-	if (m->snap_done && fsync(fd))
+		ok = false;
+	} else if (m->snap_done && fsync(fd)) {
 		bk_log(BK_LOG_WARN, "fsync staged snapshot: %s",
 		    strerror(errno));
+		ok = false;
+	}
 	close(fd);
+	return ok;
 }
 
 /* Fills a snapshot chunk from our snapshot file; false = drop it (the
@@ -168,6 +179,32 @@ static int install_snapshot(struct bk_server *s, const struct rl_snapshot_meta *
 	bk_log(BK_LOG_INFO, "installed snapshot at index %llu (revision %lld)",
 	    (unsigned long long)m->index, (long long)s->revision);
 	return bk_lease_reload(s);
+}
+
+int bk_snapshot_recover(struct bk_server *s)
+{
+	struct rl_snapshot_meta meta;
+	rl_logstore_snapshot_meta(s->ls, &meta);
+	if (st_applied_index(s->st) >= meta.index)
+		return BK_OK;
+	char part[BK_PATH_BYTES_MAX + 128], path[BK_PATH_BYTES_MAX + 128];
+	bk_snapshot_path(s, meta.index, meta.term, true, part, sizeof(part));
+	bk_snapshot_path(s, meta.index, meta.term, false, path, sizeof(path));
+	/* The crash may also have come before install_snapshot renamed the
+	 * staging file (fsync'd with its last chunk) to its final name. */
+	if (rename(part, path) && errno != ENOENT) {
+		bk_log(BK_LOG_ERROR, "rename %s: %s", part, strerror(errno));
+		return BK_ERR_IO;
+	}
+	int rc = st_restore_file(s->st, path);
+	if (rc) {
+		bk_log(BK_LOG_ERROR, "store is behind the log's snapshot %llu "
+		    "and %s cannot be restored: %s",
+		    (unsigned long long)meta.index, path, st_strerror(rc));
+		return BK_ERR_IO;
+	}
+	bk_log(BK_LOG_INFO, "restored the store from %s", path);
+	return BK_OK;
 }
 
 /* Lease bookkeeping for an applied op. */

@@ -64,22 +64,30 @@ static void peer_recv_cb(void *arg)
 		return;
 	if (rv == 0) {
 		nng_msg *msg = nng_aio_get_msg(s->peer_aio);
-		bool queued = false;
-		pthread_mutex_lock(&s->mu);
-		if (!s->stopping && s->peer_count < BK_PEER_INBOX_MAX) {
-			uint32_t at = (s->peer_head + s->peer_count) %
-			    BK_PEER_INBOX_MAX;
-			s->peer_inbox[at] = msg;
-			s->peer_count++;
-			queued = true;
-		}
-		pthread_mutex_unlock(&s->mu);
-		if (queued)
+		if (bk_peer_inbox_put(s, msg))
 			wake(s);
 		else
 			nng_msg_free(msg);
 	}
 	nng_recv_aio(s->peer_in, s->peer_aio);
+}
+
+bool bk_peer_inbox_put(struct bk_server *s, nng_msg *msg)
+{
+	size_t len = nng_msg_len(msg);
+	bool queued = false;
+	pthread_mutex_lock(&s->mu);
+	if (!s->stopping && s->peer_count < BK_PEER_INBOX_MAX &&
+	    len <= BK_PEER_INBOX_BYTES_MAX - s->peer_bytes) {
+		uint32_t at = (s->peer_head + s->peer_count) %
+		    BK_PEER_INBOX_MAX;
+		s->peer_inbox[at] = msg;
+		s->peer_count++;
+		s->peer_bytes += len;
+		queued = true;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return queued;
 }
 
 int bk_listen_all(nng_socket sock, const char *urls)
@@ -205,8 +213,8 @@ static void peer_handle(struct bk_server *s, nng_msg *msg)
 	}
 	if (d.msg.to != s->cfg.member_id || !peer_by_id(s, d.msg.from))
 		goto out_free;
-	if (d.msg.type == RL_MSG_SNAPSHOT && d.msg.snap_len > 0)
-		bk_snapshot_stage(s, &d.msg);
+	if (d.msg.type == RL_MSG_SNAPSHOT && !bk_snapshot_stage(s, &d.msg))
+		goto out_free;
 	rc = rl_step(s->node, &d.msg);
 	if (rc)
 		bk_log(BK_LOG_DEBUG, "step type %u from %016llx: %s",
@@ -396,7 +404,8 @@ static void take_inbox(struct bk_server *s)
 		struct bk_creq *reqs;
 		pthread_mutex_lock(&s->mu);
 		while (n < 256 && s->peer_count) {
-			msgs[n++] = s->peer_inbox[s->peer_head];
+			msgs[n] = s->peer_inbox[s->peer_head];
+			s->peer_bytes -= nng_msg_len(msgs[n++]);
 			s->peer_head = (s->peer_head + 1) % BK_PEER_INBOX_MAX;
 			s->peer_count--;
 		}
@@ -559,27 +568,6 @@ static int open_storage(struct bk_server *s)
 	return BK_OK;
 }
 
-/* A crash between installing a received snapshot in the log and restoring
- * the store leaves the store behind the log's snapshot: finish it now. */
-static int recover_snapshot(struct bk_server *s)
-{
-	struct rl_snapshot_meta meta;
-	rl_logstore_snapshot_meta(s->ls, &meta);
-	if (st_applied_index(s->st) >= meta.index)
-		return BK_OK;
-	char path[BK_PATH_BYTES_MAX + 128];
-	bk_snapshot_path(s, meta.index, meta.term, false, path, sizeof(path));
-	int rc = st_restore_file(s->st, path);
-	if (rc) {
-		bk_log(BK_LOG_ERROR, "store is behind the log's snapshot %llu "
-		    "and %s cannot be restored: %s",
-		    (unsigned long long)meta.index, path, st_strerror(rc));
-		return BK_ERR_IO;
-	}
-	bk_log(BK_LOG_INFO, "restored the store from %s", path);
-	return BK_OK;
-}
-
 /* --initial-cluster-state existing names a member of a running cluster
  * (etcd): it must not bootstrap a new one. raftbus has no runtime member
  * add yet, so such a member can only restart from its own data dir; with
@@ -645,7 +633,7 @@ int bk_server_open(const struct bk_config *cfg, struct bk_server **out)
 	int rc = BK_ERR_IO;
 	if (pipe2(s->wake_fd, O_NONBLOCK | O_CLOEXEC))
 		goto out_close;
-	if ((rc = open_storage(s)) || (rc = recover_snapshot(s)))
+	if ((rc = open_storage(s)) || (rc = bk_snapshot_recover(s)))
 		goto out_close;
 	if ((rc = open_node(s)) || (rc = bk_snapshot_scan(s)) ||
 	    (rc = peer_open(s)) || (rc = bk_client_open(s)) ||
@@ -677,6 +665,7 @@ void bk_server_close(struct bk_server *s)
 		if (s->peers[i].open)
 			nng_close(s->peers[i].sock);
 	while (s->peer_count) {
+		s->peer_bytes -= nng_msg_len(s->peer_inbox[s->peer_head]);
 		nng_msg_free(s->peer_inbox[s->peer_head]);
 		s->peer_head = (s->peer_head + 1) % BK_PEER_INBOX_MAX;
 		s->peer_count--;

@@ -19,6 +19,8 @@
  *   readers    while big range reads run, writes stay fast and the leader
  *              keeps its term; a flood of reads beyond the server's read
  *              queue is answered or refused "too many requests"
+ *   bigtxn     a committed txn whose reply has hundreds of parts (nested
+ *              txns of ranges) is answered with its result, not an error
  *
  * Every loop is bounded in count and time; every process started is stopped
  * by PID, also on failure (it_util.c).
@@ -928,6 +930,47 @@ static void test_readers(void)
 	it_cluster_done(&c);
 }
 
+/* A valid txn (64 nested txns of 3 ranges each: within etcd's op budget,
+ * which counts per nesting level) commits; its reply must carry the
+ * result, not "internal error", or the client would retry a write that
+ * was applied. */
+static void test_bigtxn(void)
+{
+	struct it_cluster c;
+	it_cluster_init(&c, 1);
+	it_start_all(&c);
+	IT_CHECK(it_wait_leader(&c, 10000) == 0, "leader");
+	IT_CHECK(it_put(&c, "k", "v", NULL, deadline(10000)) == 0, "put");
+	enum { OUTER = 64, INNER = 3 };
+	static struct rb_op ranges[INNER], inner[OUTER];
+	for (int i = 0; i < INNER; i++) {
+		ranges[i].type = RB_OP_RANGE;
+		ranges[i].u.range.key = (const uint8_t *)"k";
+		ranges[i].u.range.key_len = 1;
+	}
+	for (int i = 0; i < OUTER; i++) {
+		inner[i].type = RB_OP_TXN;
+		inner[i].u.txn.success = ranges;
+		inner[i].u.txn.success_n = INNER;
+	}
+	struct rb_op txn = { .type = RB_OP_TXN };
+	txn.u.txn.success = inner;
+	txn.u.txn.success_n = OUTER;
+	struct rb_resp resp;
+	int rc = it_do_any(&c, &txn, &resp, deadline(10000));
+	IT_CHECK(rc == 0, "big txn: %s (%s)", rb_strerror(rc),
+	    resp.msg ? resp.msg : "");
+	IT_CHECK(resp.body.u.txn.succeeded &&
+	    resp.body.u.txn.responses_n == OUTER, "big txn: %zu responses",
+	    resp.body.u.txn.responses_n);
+	const struct rb_op_resp *last = &resp.body.u.txn.responses[OUTER - 1];
+	IT_CHECK(last->u.txn.responses_n == INNER &&
+	    last->u.txn.responses[INNER - 1].u.range.kvs_n == 1,
+	    "big txn: nested range results");
+	rb_resp_free(&resp);
+	it_cluster_done(&c);
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -935,7 +978,7 @@ int main(int argc, char **argv)
 	if (argc != 2) {
 		fprintf(stderr, "usage: it_cluster flags|single|three|five|"
 		    "failover|crashall|snapshot|quota|minority|partition|"
-		    "readers\n");
+		    "readers|bigtxn\n");
 		return 2;
 	}
 	const char *t = argv[1];
@@ -961,6 +1004,8 @@ int main(int argc, char **argv)
 		test_quota();
 	else if (!strcmp(t, "partition"))
 		test_partition();
+	else if (!strcmp(t, "bigtxn"))
+		test_bigtxn();
 	else
 		return 2;
 	fprintf(stderr, "%s: ok\n", t);
