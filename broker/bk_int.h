@@ -29,6 +29,10 @@
  * in flight to a follower: this leaves room for that and more, while
  * 4096 messages of BK_PEER_MSG_BYTES_MAX (64 GiB) could not be held. */
 #define BK_PEER_INBOX_BYTES_MAX (256u * 1024u * 1024u)
+/* Largest snapshot a member stages from a peer: as large as the store's own
+ * map may grow (store.h: 4 x quota + headroom); a peer streaming in-order
+ * chunks past it is dropped instead of filling the disk. */
+#define BK_SNAPSHOT_HEADROOM_BYTES (1024ull * 1024u * 1024u)
 /* Proposals awaiting commit (slots keyed by log index; power of two). */
 #define BK_PENDING_MAX 8192u
 /* Client requests wait at most this long for commit / read index. */
@@ -137,6 +141,7 @@ struct bk_server {
 	struct rl_node *node;
 	struct rl_conf_state bootstrap;
 	char snap_dir[BK_PATH_BYTES_MAX + 16];
+	uint64_t snapshot_bytes_max;   /* staging limit, set at open */
 
 	/* Sockets and the inbox (mu guards the inbox and `stopping`). */
 	nng_socket peer_in;       /* pull0 on the listen peer URL */

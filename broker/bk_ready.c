@@ -44,6 +44,13 @@ bool bk_snapshot_stage(struct bk_server *s, const struct rl_msg *m)
 	 * bound. The core then accepts chunks strictly in order. */
 	if (!rl_snapshot_chunk_wanted(s->node, m))
 		return true;
+	if (m->snap_offset + m->snap_len > s->snapshot_bytes_max) {
+		bk_log(BK_LOG_WARN, "snapshot %llu from member %llx is larger "
+		    "than %llu bytes: dropped", (unsigned long long)m->snap.index,
+		    (unsigned long long)m->from,
+		    (unsigned long long)s->snapshot_bytes_max);
+		return false;
+	}
 	char path[BK_PATH_BYTES_MAX + 128];
 	bk_snapshot_path(s, m->snap.index, m->snap.term, true, path,
 	    sizeof(path));

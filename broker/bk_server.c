@@ -559,6 +559,8 @@ static int open_storage(struct bk_server *s)
 	st_options_init(&so);
 	so.quota_bytes = s->cfg.quota_bytes;
 	so.value_bytes_max = s->cfg.max_request_bytes;
+	s->snapshot_bytes_max = 4 * (so.quota_bytes ? so.quota_bytes :
+	    ST_QUOTA_BYTES_DEFAULT) + BK_SNAPSHOT_HEADROOM_BYTES;
 	if (mkdir_p(path) || (rc = st_open(path, &so, &s->st))) {
 		bk_log(BK_LOG_ERROR, "open store %s: %s", path,
 		    rc ? st_strerror(rc) : strerror(errno));

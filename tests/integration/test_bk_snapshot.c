@@ -41,6 +41,7 @@ static void fixture_open(struct fixture *f)
 	st_options_init(&so);
 	cr_assert_eq(st_open(path, &so, &s->st), 0);
 	rl_logstore_storage(s->ls, &s->storage);
+	s->snapshot_bytes_max = 1u << 20;
 }
 
 /* Member 2 of {1, 2, 3}, a fresh follower. */
@@ -130,6 +131,24 @@ Test(bk_snapshot, staging_keeps_only_the_chunks_the_core_takes)
 	fclose(fp);
 	cr_assert_eq(memcmp(got, a, 64), 0, "first chunk overwritten");
 	cr_assert_eq(memcmp(got + 64, b, 64), 0);
+	fixture_close(&f);
+}
+
+Test(bk_snapshot, staging_stops_at_the_snapshot_size_limit)
+{
+	struct fixture f;
+	fixture_open(&f);
+	fixture_node(&f);
+	f.s->snapshot_bytes_max = 100;
+	uint8_t a[64];
+	memset(a, 'a', sizeof(a));
+	struct rl_msg m = chunk(0, a, sizeof(a), false);
+	receive(f.s, &m);
+	cr_assert_eq(staged_size(f.s), 64);
+	/* in order, but past the limit: neither staged nor acknowledged */
+	m = chunk(64, a, sizeof(a), false);
+	cr_assert_not(bk_snapshot_stage(f.s, &m));
+	cr_assert_eq(staged_size(f.s), 64);
 	fixture_close(&f);
 }
 
