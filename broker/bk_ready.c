@@ -155,16 +155,32 @@ static int persist(struct bk_server *s, const struct rl_ready *rd)
 	return BK_OK;
 }
 
+/* Renames from -> to inside the snapshot dir and fsyncs the dir, so the
+ * new name survives a power loss (not only a kill -9). ENOENT of `from`
+ * is fine when `to` already exists (the rename happened before a crash). */
+static int rename_durably(struct bk_server *s, const char *from, const char *to)
+{
+	if (rename(from, to) && (errno != ENOENT || access(to, F_OK))) {
+		bk_log(BK_LOG_ERROR, "rename %s: %s", from, strerror(errno));
+		return BK_ERR_IO;
+	}
+	int dfd = open(s->snap_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = dfd < 0 || fsync(dfd) ? BK_ERR_IO : BK_OK;
+	if (rc)
+		bk_log(BK_LOG_ERROR, "fsync %s: %s", s->snap_dir, strerror(errno));
+	if (dfd >= 0)
+		close(dfd);
+	return rc;
+}
+
 /* The log now says snapshot rd->snapshot: make the store match it. */
 static int install_snapshot(struct bk_server *s, const struct rl_snapshot_meta *m)
 {
 	char part[BK_PATH_BYTES_MAX + 128], path[BK_PATH_BYTES_MAX + 128];
 	bk_snapshot_path(s, m->index, m->term, true, part, sizeof(part));
 	bk_snapshot_path(s, m->index, m->term, false, path, sizeof(path));
-	if (rename(part, path) && errno != ENOENT) {
-		bk_log(BK_LOG_ERROR, "rename %s: %s", part, strerror(errno));
+	if (rename_durably(s, part, path))
 		return BK_ERR_IO;
-	}
 	/* store.h: a restore must not run beside any read. On failure the
 	 * handle may be unusable and the member stops: readers stay paused
 	 * until bk_reader_stop. */
@@ -199,10 +215,8 @@ int bk_snapshot_recover(struct bk_server *s)
 	bk_snapshot_path(s, meta.index, meta.term, false, path, sizeof(path));
 	/* The crash may also have come before install_snapshot renamed the
 	 * staging file (fsync'd with its last chunk) to its final name. */
-	if (rename(part, path) && errno != ENOENT) {
-		bk_log(BK_LOG_ERROR, "rename %s: %s", part, strerror(errno));
+	if (rename_durably(s, part, path))
 		return BK_ERR_IO;
-	}
 	int rc = st_restore_file(s->st, path);
 	if (rc) {
 		bk_log(BK_LOG_ERROR, "store is behind the log's snapshot %llu "
@@ -440,9 +454,9 @@ int bk_snapshot_maybe(struct bk_server *s)
 	bk_snapshot_path(s, s->applied, s->applied_term, false, path,
 	    sizeof(path));
 	int rc = st_snapshot_file(s->st, tmp);
-	if (rc || rename(tmp, path)) {
-		bk_log(BK_LOG_ERROR, "snapshot: %s",
-		    rc ? st_strerror(rc) : strerror(errno));
+	if (rc || rename_durably(s, tmp, path)) {
+		if (rc)
+			bk_log(BK_LOG_ERROR, "snapshot: %s", st_strerror(rc));
 		s->failed = true;
 		return BK_ERR_IO;
 	}
