@@ -182,7 +182,6 @@ static int map_err(int st)
 	case ST_ERR_TOO_MANY_OPS: return RB_ERR_TOO_MANY_OPS;
 	case ST_ERR_DUPLICATE_KEY: return RB_ERR_DUPLICATE_KEY;
 	case ST_ERR_NOSPACE: return RB_ERR_NOSPACE;
-	case ST_ERR_TOO_MANY_COMPARES:
 	case ST_ERR_TXN_TOO_DEEP: return RB_ERR_INVALID_TXN;
 	case ST_ERR_NOMEM:
 	case ST_ERR_IO:
