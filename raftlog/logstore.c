@@ -1,36 +1,49 @@
 /*
- * logstore.c - the durable Raft log of one member on LMDB (see logstore.h).
+ * logstore.c - the durable Raft log of one member as an append-only
+ * write-ahead log (see logstore.h; the segment files are wal.c's).
  *
- * Layout: one LMDB environment in the directory, two named databases.
- *   "entries": key = index as 8 bytes big-endian (so LMDB's byte order is
- *              index order and appends can use MDB_APPEND); value = a
- *              RL_LOG_ENTRY_HEADER_BYTES header then the data:
- *                [0,8) term  [8,16) index  [16,20) data_len  [20] type
- *                [21,24) zero  [24,28) CRC-32C of bytes [0,24) + data
- *              (integers little-endian). The index is stored although the
- *              key has it, so that a record written or moved under the wrong
- *              key is detected.
- *   "meta":    "version"  magic + format version
- *              "state"    hard state + the last index the log must reach
- *              "snapshot" snapshot meta
- *              "conf"     current membership
- *              each followed by a CRC-32C of its bytes.
- * The "last index" in "state" is what detects a log lost behind the
- * metadata's back (entries deleted or a database emptied): the entries must
- * end exactly there.
+ * Every call that changes the log writes ONE record to the last segment
+ * with one pwrite and makes it durable with ONE fdatasync (an LMDB commit
+ * costs two: data pages, then the meta page). Records (payload[0] = type):
+ *   LS_REC_CHECKPOINT  the whole state (hard state, snapshot meta, current
+ *                      membership, last index and term); the first record
+ *                      of every segment, so that older segments can be
+ *                      deleted without losing the state they recorded
+ *   LS_REC_BATCH       one rl_logstore_save(): flags, entry count, then
+ *                      the snapshot meta (+ whether the log suffix after it
+ *                      is kept), the hard state, the membership (each only
+ *                      when written), then the entries, each a
+ *                      RL_LOG_ENTRY_HEADER_BYTES header with its own
+ *                      CRC-32C followed by its data:
+ *                        [0,8) term [8,16) index [16,20) data_len [20] type
+ *                        [21,24) zero [24,28) CRC-32C of [0,24) + data
+ *                      A first entry at or below the last index truncates
+ *                      the log from there (the suffix-truncation marker is
+ *                      the entry itself); a snapshot that does not keep
+ *                      the suffix drops the whole log.
+ *   LS_REC_COMPACT     one rl_logstore_compact(): the new snapshot meta.
+ * Integers are little-endian. Each record also has a CRC-32C over its
+ * payload (wal.h), which is what makes a batch atomic: a record is applied
+ * whole or, torn by a crash, not at all.
  *
- * Every write is one LMDB write transaction that also rewrites the three meta
- * records (they share a page, so this costs no extra I/O) and is committed
- * with LMDB's default durability: data pages, fsync, meta page, fsync. The
- * in-memory copy of the state (struct ls_state) is replaced only after the
- * commit succeeded, so a refused or failed write leaves the handle as it was.
+ * Open replays every record, in order, into the cached state and an
+ * in-memory index (index -> segment, offset, term, length) of the entries
+ * after the snapshot; a save applies the record it just wrote with the
+ * SAME function, so the state after a save is by construction what a
+ * reopen rebuilds. Reads pread the entry and verify its CRC.
+ *
+ * Compaction writes LS_REC_COMPACT, then deletes every segment older than
+ * the newest one whose checkpoint's last index is at or below the new
+ * snapshot index: no entry still in the log lives in them, and replay
+ * starts from that checkpoint. Entries the first checkpoint names but no
+ * remaining record holds are marked unknown during replay; each must be
+ * rewritten or compacted by the end of replay, else the log is corrupt.
  */
 #include "logstore.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <lmdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,32 +54,48 @@
 
 #include "crc32c.h"
 #include "raft.h"
+#include "wal.h"
 
-#define LS_FORMAT_VERSION 1u
-#define LS_MAGIC "rbuslog"         /* 7 chars + NUL = 8 bytes on disk */
-#define LS_MAGIC_BYTES 8u
-#define LS_VERSION_REC_BYTES (LS_MAGIC_BYTES + 4u)
+#define LS_REC_CHECKPOINT 2u
+#define LS_REC_BATCH 3u
+#define LS_REC_COMPACT 4u
+/* LS_REC_BATCH flags (payload[1]). */
+#define LS_BATCH_SNAP 0x01u
+#define LS_BATCH_SNAP_KEEP 0x02u
+#define LS_BATCH_HS 0x04u
+#define LS_BATCH_CONF 0x08u
+#define LS_BATCH_FLAGS_ALL 0x0fu
+
 #define LS_CONF_BYTES (4u + 8u * RL_MEMBERS_MAX + 4u + 8u * RL_MEMBERS_MAX)
-#define LS_STATE_REC_BYTES (4u * 8u + 4u)
-#define LS_SNAP_REC_BYTES (2u * 8u + LS_CONF_BYTES + 4u)
-#define LS_CONF_REC_BYTES (LS_CONF_BYTES + 4u)
+#define LS_HS_BYTES 24u
+#define LS_SNAP_BYTES (16u + LS_CONF_BYTES)
+/* type, flags/padding, entry count */
+#define LS_REC_HDR_BYTES 8u
+#define LS_STATE_BYTES (LS_HS_BYTES + 16u + LS_SNAP_BYTES + LS_CONF_BYTES)
+#define LS_CHECKPOINT_BYTES (LS_REC_HDR_BYTES + LS_STATE_BYTES)
+#define LS_COMPACT_BYTES (LS_REC_HDR_BYTES + LS_SNAP_BYTES)
+/* Largest batch payload: everything, at the batch limits. */
+#define LS_BATCH_PAYLOAD_MAX                                                 \
+	((uint64_t)LS_REC_HDR_BYTES + LS_SNAP_BYTES + LS_HS_BYTES +            \
+	 LS_CONF_BYTES +                                                       \
+	 (uint64_t)RL_LOG_BATCH_ENTRIES_MAX * RL_LOG_ENTRY_HEADER_BYTES +      \
+	 RL_LOG_BATCH_BYTES_MAX)
 #define LS_ENTRY_CRC_OFFSET 24u
-#define LS_KEY_BYTES 8u
 #define LS_LOCK_FILE "LOCK"
-/* Below this LMDB cannot even hold its own pages plus one batch header. */
-#define LS_MAP_SIZE_MIN_BYTES (256u * 1024u)
-/* A write that hits MDB_MAP_FULL is retried after doubling the map; this
- * bounds the retries of one call (2^16 x the minimum already exceeds any
- * batch). */
-#define LS_WRITE_ATTEMPTS_MAX 16
-/* Internal: a write step hit MDB_MAP_FULL; the driver grows and retries. */
-#define LS_RETRY_MAP_FULL 1
+/* Smallest segment (map_size_bytes): room for a checkpoint and a few
+ * batches. */
+#define LS_SEGMENT_BYTES_MIN (256u * 1024u)
+/* The write buffer is kept between saves up to this size. */
+#define LS_WBUF_KEEP_BYTES (1024u * 1024u)
+/* Slot of an entry that a deleted segment held (replay only). */
+#define LS_SEQ_UNKNOWN UINT64_MAX
 
 _Static_assert(RL_LOG_ENTRY_HEADER_BYTES == LS_ENTRY_CRC_OFFSET + 4u,
 	       "entry header layout");
-_Static_assert(sizeof(LS_MAGIC) == LS_MAGIC_BYTES, "magic is 8 bytes");
 _Static_assert(RL_ENTRY_DATA_MAX <= RL_LOG_BATCH_BYTES_MAX,
 	       "one maximal entry fits in a batch");
+_Static_assert(LS_BATCH_PAYLOAD_MAX < UINT32_MAX,
+	       "a batch record's length fits its 32-bit field");
 
 /* The persisted state, mirrored in memory. */
 struct ls_state {
@@ -77,16 +106,32 @@ struct ls_state {
 	rl_term last_term; /* term of last (snap.term if no entry follows) */
 };
 
+/* Where entry i lives. */
+struct ls_slot {
+	rl_term term;
+	uint64_t seq; /* segment; LS_SEQ_UNKNOWN = not seen yet in replay */
+	uint64_t off; /* file offset of its RL_LOG_ENTRY_HEADER_BYTES header */
+	uint32_t data_len;
+};
+
+/* Entries (snap.index, last]: s[head + k] is index first + k. */
+struct ls_index {
+	struct ls_slot *s;
+	size_t head, n, cap;
+	rl_index first;
+};
+
 struct rl_logstore {
-	MDB_env *env;
-	MDB_dbi dbi_entries;
-	MDB_dbi dbi_meta;
+	struct wal wal;
 	int lock_fd;
-	uint64_t map_size_bytes;
-	uint64_t map_size_max_bytes;
 	void (*log_fn)(void *log_ctx, int err, const char *msg);
 	void *log_ctx;
 	struct ls_state st;
+	struct ls_index idx;
+	uint8_t *wbuf; /* record being written */
+	size_t wbuf_cap;
+	uint8_t *rbuf; /* entry read by rl_logstore_term() */
+	size_t rbuf_cap;
 	int stopped; /* 0, or the error that stopped the handle */
 	char errmsg[RL_LOG_ERRMSG_MAX];
 };
@@ -130,20 +175,6 @@ static uint64_t get_le64(const uint8_t *p)
 	return v;
 }
 
-static void put_key(uint8_t key[LS_KEY_BYTES], rl_index i)
-{
-	for (int b = 0; b < 8; b++)
-		key[b] = (uint8_t)(i >> (56 - 8 * b));
-}
-
-static rl_index get_key(const uint8_t key[LS_KEY_BYTES])
-{
-	rl_index i = 0;
-	for (int b = 0; b < 8; b++)
-		i = i << 8 | key[b];
-	return i;
-}
-
 static void put_conf(uint8_t *p, const struct rl_conf_state *c)
 {
 	put_le32(p, c->voters_n);
@@ -169,6 +200,57 @@ static bool get_conf(const uint8_t *p, struct rl_conf_state *c)
 	for (uint32_t k = 0; k < c->learners_n; k++)
 		c->learners[k] = get_le64(p + 4 + 8 * k);
 	return true;
+}
+
+static bool conf_eq(const struct rl_conf_state *a, const struct rl_conf_state *b)
+{
+	if (a->voters_n != b->voters_n || a->learners_n != b->learners_n)
+		return false;
+	for (uint32_t k = 0; k < a->voters_n; k++)
+		if (a->voters[k] != b->voters[k])
+			return false;
+	for (uint32_t k = 0; k < a->learners_n; k++)
+		if (a->learners[k] != b->learners[k])
+			return false;
+	return true;
+}
+
+static bool state_eq(const struct ls_state *a, const struct ls_state *b)
+{
+	return a->hs.term == b->hs.term && a->hs.vote == b->hs.vote &&
+	       a->hs.commit == b->hs.commit &&
+	       a->snap.index == b->snap.index && a->snap.term == b->snap.term &&
+	       conf_eq(&a->snap.conf, &b->snap.conf) &&
+	       conf_eq(&a->conf, &b->conf) && a->last == b->last &&
+	       a->last_term == b->last_term;
+}
+
+static void put_hs(uint8_t *p, const struct rl_hard_state *hs)
+{
+	put_le64(p, hs->term);
+	put_le64(p + 8, hs->vote);
+	put_le64(p + 16, hs->commit);
+}
+
+static void get_hs(const uint8_t *p, struct rl_hard_state *hs)
+{
+	hs->term = get_le64(p);
+	hs->vote = get_le64(p + 8);
+	hs->commit = get_le64(p + 16);
+}
+
+static void put_snap(uint8_t *p, const struct rl_snapshot_meta *s)
+{
+	put_le64(p, s->index);
+	put_le64(p + 8, s->term);
+	put_conf(p + 16, &s->conf);
+}
+
+static bool get_snap(const uint8_t *p, struct rl_snapshot_meta *s)
+{
+	s->index = get_le64(p);
+	s->term = get_le64(p + 8);
+	return get_conf(p + 16, &s->conf);
 }
 
 static void put_entry_hdr(uint8_t *p, const struct rl_entry *e)
@@ -214,35 +296,10 @@ static int ls_err(struct rl_logstore *ls, int code, const char *fmt, ...)
 	return code;
 }
 
-static int ls_map_mdb(int rc)
+/* A wal.c error: its message becomes ours. */
+static int ls_wal_err(struct rl_logstore *ls, int code)
 {
-	switch (rc) {
-	case MDB_MAP_FULL:
-	case ENOSPC:
-	case EDQUOT:
-		return RL_LOG_ERR_NOSPACE;
-	case ENOMEM:
-		return RL_LOG_ERR_NOMEM;
-	case MDB_CORRUPTED:
-	case MDB_PAGE_NOTFOUND:
-		return RL_LOG_ERR_CORRUPT;
-	case MDB_INVALID:
-	case MDB_VERSION_MISMATCH:
-		return RL_LOG_ERR_VERSION;
-	case MDB_TXN_FULL:
-	case MDB_BAD_VALSIZE:
-		return RL_LOG_ERR_TOO_LARGE;
-	case EAGAIN:
-		return RL_LOG_ERR_BUSY;
-	default:
-		return RL_LOG_ERR_IO;
-	}
-}
-
-/* LMDB codes stop here: mapped, with LMDB's text kept in the message. */
-static int ls_mdb_err(struct rl_logstore *ls, int rc, const char *what)
-{
-	return ls_err(ls, ls_map_mdb(rc), "%s: %s", what, mdb_strerror(rc));
+	return ls_err(ls, code, "%s", ls->wal.errmsg);
 }
 
 static int ls_check_running(struct rl_logstore *ls)
@@ -280,181 +337,80 @@ const char *rl_logstore_errmsg(const rl_logstore *ls)
 	return ls->errmsg;
 }
 
-/* ---- metadata records --------------------------------------------------- */
+/* ---- the in-memory index ------------------------------------------------ */
 
-static int ls_put(struct rl_logstore *ls, MDB_txn *txn, MDB_dbi dbi,
-		  MDB_val *key, MDB_val *val, unsigned flags, const char *what)
+static struct ls_slot *idx_at(struct ls_index *x, rl_index i)
 {
-	int rc = mdb_put(txn, dbi, key, val, flags);
-
-	if (rc == MDB_MAP_FULL)
-		return LS_RETRY_MAP_FULL;
-	if (rc != 0)
-		return ls_mdb_err(ls, rc, what);
-	return 0;
+	assert(i >= x->first && i - x->first < x->n);
+	return &x->s[x->head + (size_t)(i - x->first)];
 }
 
-static int ls_put_meta(struct rl_logstore *ls, MDB_txn *txn, const char *name,
-		       uint8_t *rec, size_t len)
+/* Makes room for extra more slots, so that applying a record that is
+ * already durable cannot fail for memory. */
+static int idx_reserve(struct rl_logstore *ls, size_t extra)
 {
-	MDB_val key = { strlen(name), (void *)name };
-	MDB_val val = { len, rec };
+	struct ls_index *x = &ls->idx;
+	size_t need = x->n + extra, cap;
+	struct ls_slot *s;
 
-	/* The record's last 4 bytes hold the CRC of the rest. */
-	put_le32(rec + len - 4, rl_crc32c(0, rec, len - 4));
-	return ls_put(ls, txn, ls->dbi_meta, &key, &val, 0, "write metadata");
-}
-
-/* Rewrites every meta record from st (they share one page: no extra I/O). */
-static int ls_put_state(struct rl_logstore *ls, MDB_txn *txn,
-			const struct ls_state *st)
-{
-	uint8_t state[LS_STATE_REC_BYTES];
-	uint8_t snap[LS_SNAP_REC_BYTES];
-	uint8_t conf[LS_CONF_REC_BYTES];
-	int err;
-
-	put_le64(state, st->hs.term);
-	put_le64(state + 8, st->hs.vote);
-	put_le64(state + 16, st->hs.commit);
-	put_le64(state + 24, st->last);
-	put_le64(snap, st->snap.index);
-	put_le64(snap + 8, st->snap.term);
-	put_conf(snap + 16, &st->snap.conf);
-	put_conf(conf, &st->conf);
-	err = ls_put_meta(ls, txn, "state", state, sizeof(state));
-	if (err == 0)
-		err = ls_put_meta(ls, txn, "snapshot", snap, sizeof(snap));
-	if (err == 0)
-		err = ls_put_meta(ls, txn, "conf", conf, sizeof(conf));
-	return err;
-}
-
-/* Fetches meta record name into a verified view of exactly len bytes. */
-static int ls_get_meta(struct rl_logstore *ls, MDB_txn *txn, const char *name,
-		       size_t len, const uint8_t **out)
-{
-	MDB_val key = { strlen(name), (void *)name };
-	MDB_val val;
-	int rc = mdb_get(txn, ls->dbi_meta, &key, &val);
-
-	if (rc == MDB_NOTFOUND)
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "metadata record '%s' is missing", name);
-	if (rc != 0)
-		return ls_mdb_err(ls, rc, "read metadata");
-	if (val.mv_size != len)
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "metadata record '%s' has %zu bytes, expected %zu",
-			      name, val.mv_size, len);
-	*out = val.mv_data;
-	if (get_le32(*out + len - 4) != rl_crc32c(0, *out, len - 4))
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "metadata record '%s': checksum mismatch", name);
-	return 0;
-}
-
-/* Loads the meta records into *st (last_term is set by the log check). */
-static int ls_load_state(struct rl_logstore *ls, MDB_txn *txn,
-			 struct ls_state *st)
-{
-	const uint8_t *state, *snap, *conf;
-	int err;
-
-	if ((err = ls_get_meta(ls, txn, "state", LS_STATE_REC_BYTES, &state)) ||
-	    (err = ls_get_meta(ls, txn, "snapshot", LS_SNAP_REC_BYTES, &snap)) ||
-	    (err = ls_get_meta(ls, txn, "conf", LS_CONF_REC_BYTES, &conf)))
-		return err;
-	st->hs.term = get_le64(state);
-	st->hs.vote = get_le64(state + 8);
-	st->hs.commit = get_le64(state + 16);
-	st->last = get_le64(state + 24);
-	st->snap.index = get_le64(snap);
-	st->snap.term = get_le64(snap + 8);
-	if (!get_conf(snap + 16, &st->snap.conf) || !get_conf(conf, &st->conf))
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "metadata: membership over %d members",
-			      RL_MEMBERS_MAX);
-	st->last_term = st->snap.term;
-	return 0;
-}
-
-/* ---- entries ------------------------------------------------------------ */
-
-/*
- * Checks the record stored under key index i: size, stored index = key,
- * known type, and (if with_crc) the checksum. On success *h is its header.
- */
-static int ls_check_entry(struct rl_logstore *ls, rl_index i,
-			  const MDB_val *val, bool with_crc,
-			  struct ls_entry_hdr *h)
-{
-	const uint8_t *p = val->mv_data;
-	uint32_t crc;
-
-	if (val->mv_size < RL_LOG_ENTRY_HEADER_BYTES)
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "log corrupt at index %llu: record of %zu bytes "
-			      "is shorter than its header",
-			      (unsigned long long)i, val->mv_size);
-	get_entry_hdr(p, h);
-	if (h->index != i)
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "log corrupt at index %llu: stored index %llu "
-			      "does not match its key",
-			      (unsigned long long)i,
-			      (unsigned long long)h->index);
-	if (val->mv_size - RL_LOG_ENTRY_HEADER_BYTES != h->data_len)
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "log corrupt at index %llu: data length %u does "
-			      "not match the record size %zu",
-			      (unsigned long long)i, h->data_len, val->mv_size);
-	if (with_crc) {
-		crc = entry_crc(p, p + RL_LOG_ENTRY_HEADER_BYTES, h->data_len);
-		if (crc != h->crc)
-			return ls_err(ls, RL_LOG_ERR_CORRUPT,
-				      "log corrupt at index %llu: checksum "
-				      "mismatch (stored 0x%08x, computed 0x%08x)",
-				      (unsigned long long)i, h->crc, crc);
+	if (x->head > 0 && x->head + need > x->cap) {
+		memmove(x->s, x->s + x->head, x->n * sizeof(*x->s));
+		x->head = 0;
 	}
-	if (h->type != RL_ENTRY_NORMAL && h->type != RL_ENTRY_CONF_CHANGE)
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "log corrupt at index %llu: unknown entry type %u",
-			      (unsigned long long)i, h->type);
+	if (need <= x->cap)
+		return 0;
+	cap = x->cap ? x->cap : 1024;
+	while (cap < need)
+		cap *= 2;
+	s = realloc(x->s, cap * sizeof(*s));
+	if (s == NULL)
+		return ls_err(ls, RL_LOG_ERR_NOMEM,
+			      "no memory to index %zu entries", need);
+	x->s = s;
+	x->cap = cap;
 	return 0;
 }
 
-/* Reads and fully verifies entry i, which st says is in the log. *val
- * points into LMDB memory, valid until txn ends. */
-static int ls_get_entry(struct rl_logstore *ls, MDB_txn *txn, rl_index i,
-			MDB_val *val, struct ls_entry_hdr *h)
+static void idx_push(struct ls_index *x, const struct ls_slot *slot)
 {
-	uint8_t kb[LS_KEY_BYTES];
-	MDB_val key = { sizeof(kb), kb };
-	int rc;
-
-	put_key(kb, i);
-	rc = mdb_get(txn, ls->dbi_entries, &key, val);
-	if (rc == MDB_NOTFOUND)
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "log corrupt at index %llu: entry missing "
-			      "(log holds %llu..%llu)",
-			      (unsigned long long)i,
-			      (unsigned long long)ls->st.snap.index + 1,
-			      (unsigned long long)ls->st.last);
-	if (rc != 0)
-		return ls_mdb_err(ls, rc, "read entry");
-	return ls_check_entry(ls, i, val, true, h);
+	assert(x->head + x->n < x->cap);
+	x->s[x->head + x->n++] = *slot;
 }
 
-/* Term of index i according to st (which may be a not yet committed next
- * state inside a write transaction). */
-static int ls_term_at(struct rl_logstore *ls, MDB_txn *txn,
-		      const struct ls_state *st, rl_index i, rl_term *out)
+/* Drops entries >= i. */
+static void idx_truncate(struct ls_index *x, rl_index i)
 {
-	struct ls_entry_hdr h;
-	MDB_val val;
-	int err;
+	assert(i >= x->first && i - x->first <= x->n);
+	x->n = (size_t)(i - x->first);
+}
+
+/* Drops entries <= i; the index then starts at i + 1. */
+static void idx_drop_prefix(struct ls_index *x, rl_index i)
+{
+	uint64_t k = i + 1 - x->first;
+
+	assert(i + 1 >= x->first);
+	if (k > x->n)
+		k = x->n;
+	x->head += (size_t)k;
+	x->n -= (size_t)k;
+	if (x->n == 0)
+		x->head = 0;
+	x->first = i + 1;
+}
+
+static void idx_reset(struct ls_index *x, rl_index first)
+{
+	x->head = x->n = 0;
+	x->first = first;
+}
+
+/* Term of index i according to st, from memory (st is ls->st or a next
+ * state computed from it: see ls_plan_*). */
+static int ls_term_at(struct rl_logstore *ls, const struct ls_state *st,
+		      rl_index i, rl_term *out)
+{
+	struct ls_slot *slot;
 
 	if (i == st->snap.index) {
 		*out = st->snap.term;
@@ -474,159 +430,429 @@ static int ls_term_at(struct rl_logstore *ls, MDB_txn *txn,
 		*out = st->last_term;
 		return 0;
 	}
-	if ((err = ls_get_entry(ls, txn, i, &val, &h)) != 0)
-		return err;
-	*out = h.term;
+	slot = idx_at(&ls->idx, i);
+	assert(slot->seq != LS_SEQ_UNKNOWN);
+	*out = slot->term;
 	return 0;
 }
 
-/* Stores e under its index; the caller guarantees it sorts after every
- * stored key, which MDB_APPEND checks and exploits. */
-static int ls_put_entry(struct rl_logstore *ls, MDB_txn *txn,
-			const struct rl_entry *e)
+/* ---- replay: applying one record to the state and the index ------------- */
+
+__attribute__((format(printf, 3, 4)))
+static int ls_corrupt(struct rl_logstore *ls, rl_index i, const char *fmt, ...)
 {
-	uint8_t kb[LS_KEY_BYTES];
-	MDB_val key = { sizeof(kb), kb };
-	MDB_val val = { RL_LOG_ENTRY_HEADER_BYTES + (size_t)e->data_len, NULL };
-	uint8_t *p;
+	char what[RL_LOG_ERRMSG_MAX - 48];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return ls_err(ls, RL_LOG_ERR_CORRUPT, "log corrupt at index %llu: %s",
+		      (unsigned long long)i, what);
+}
+
+/* Term of i if the index knows it (replay may not: see the top). */
+static bool ls_known_term(struct rl_logstore *ls, rl_index i, rl_term *out)
+{
+	if (i == ls->st.snap.index || i == ls->st.last) {
+		*out = i == ls->st.snap.index ? ls->st.snap.term
+					      : ls->st.last_term;
+		return true;
+	}
+	if (i < ls->st.snap.index || i > ls->st.last)
+		return false;
+	struct ls_slot *s = idx_at(&ls->idx, i);
+	*out = s->term;
+	return s->seq != LS_SEQ_UNKNOWN;
+}
+
+/* Snapshot part of a batch record (thesis §5: keep the suffix only if the
+ * log holds the snapshot's last entry). */
+static int ls_replay_snap(struct rl_logstore *ls, const uint8_t *p, bool keep)
+{
+	struct rl_snapshot_meta m;
+	rl_term t;
+
+	if (!get_snap(p, &m))
+		return ls_corrupt(ls, ls->st.last, "snapshot membership over "
+				  "%d members", RL_MEMBERS_MAX);
+	if (m.index <= ls->st.snap.index)
+		return ls_corrupt(ls, m.index, "snapshot not newer than the "
+				  "snapshot at %llu",
+				  (unsigned long long)ls->st.snap.index);
+	if (keep && (m.index > ls->st.last ||
+		     (ls_known_term(ls, m.index, &t) && t != m.term)))
+		return ls_corrupt(ls, m.index, "snapshot keeps a log suffix "
+				  "that does not hold its last entry");
+	if (keep) {
+		idx_drop_prefix(&ls->idx, m.index);
+	} else {
+		idx_reset(&ls->idx, m.index + 1);
+		ls->st.last = m.index;
+		ls->st.last_term = m.term;
+	}
+	ls->st.snap = m;
+	ls->st.conf = m.conf;
+	return 0;
+}
+
+/* Checks one entry of a record: its own CRC, place, type and term. want:
+ * the index the entry must have (0 for a record's first entry, which may
+ * go anywhere up to last + 1). */
+static int ls_replay_check_entry(struct rl_logstore *ls,
+				 const struct ls_entry_hdr *h,
+				 const uint8_t *hdr, rl_index want)
+{
+	uint32_t crc = entry_crc(hdr, hdr + RL_LOG_ENTRY_HEADER_BYTES,
+				 h->data_len);
+	rl_term prev;
+
+	if (crc != h->crc)
+		return ls_corrupt(ls, h->index, "checksum mismatch (stored "
+				  "0x%08x, computed 0x%08x)", h->crc, crc);
+	if (h->index <= ls->st.snap.index)
+		return ls_corrupt(ls, h->index, "entry at or below the "
+				  "snapshot index %llu",
+				  (unsigned long long)ls->st.snap.index);
+	if ((want != 0 && h->index != want) || h->index > ls->st.last + 1)
+		return ls_corrupt(ls, h->index, "gap, expected index %llu",
+				  (unsigned long long)(want ? want
+							    : ls->st.last + 1));
+	if (h->type != RL_ENTRY_NORMAL && h->type != RL_ENTRY_CONF_CHANGE)
+		return ls_corrupt(ls, h->index, "unknown entry type %u",
+				  h->type);
+	if (h->index <= ls->st.hs.commit)
+		return ls_corrupt(ls, h->index, "overwrites a committed entry "
+				  "(commit index %llu)",
+				  (unsigned long long)ls->st.hs.commit);
+	if (ls_known_term(ls, h->index - 1, &prev) && h->term < prev)
+		return ls_corrupt(ls, h->index, "term %llu is lower than the "
+				  "term %llu before it",
+				  (unsigned long long)h->term,
+				  (unsigned long long)prev);
+	return 0;
+}
+
+/* Entries of a batch record: p points at the first entry header, end at
+ * the end of the payload, off is p's file offset in segment seq. */
+static int ls_replay_entries(struct rl_logstore *ls, const uint8_t *p,
+			     const uint8_t *end, uint32_t n, uint64_t seq,
+			     uint64_t off)
+{
+	struct ls_entry_hdr h;
+	rl_index want = 0;
 	int err;
 
-	put_key(kb, e->index);
-	err = ls_put(ls, txn, ls->dbi_entries, &key, &val,
-		     MDB_APPEND | MDB_RESERVE, "append entry");
+	if ((err = idx_reserve(ls, n)) != 0)
+		return err;
+	for (uint32_t k = 0; k < n; k++) {
+		if ((size_t)(end - p) < RL_LOG_ENTRY_HEADER_BYTES)
+			return ls_corrupt(ls, ls->st.last + 1, "batch record "
+					  "shorter than its %u entries", n);
+		get_entry_hdr(p, &h);
+		if (h.data_len > (size_t)(end - p) - RL_LOG_ENTRY_HEADER_BYTES)
+			return ls_corrupt(ls, h.index, "data length %u past "
+					  "the record", h.data_len);
+		if ((err = ls_replay_check_entry(ls, &h, p, want)) != 0)
+			return err;
+		/* Entries from here on conflicted (§5.3): the record's
+		 * first entry is also its suffix-truncation marker. */
+		idx_truncate(&ls->idx, h.index);
+		idx_push(&ls->idx, &(struct ls_slot){ .term = h.term,
+			 .seq = seq, .off = off, .data_len = h.data_len });
+		ls->st.last = h.index;
+		ls->st.last_term = h.term;
+		p += RL_LOG_ENTRY_HEADER_BYTES + h.data_len;
+		off += RL_LOG_ENTRY_HEADER_BYTES + h.data_len;
+		want = h.index + 1;
+	}
+	if (p != end)
+		return ls_corrupt(ls, ls->st.last, "%zu bytes after the last "
+				  "entry of a batch record", (size_t)(end - p));
+	return 0;
+}
+
+/* The invariants every record must leave (they held when it was
+ * written). */
+static int ls_replay_check_state(struct rl_logstore *ls)
+{
+	const struct ls_state *st = &ls->st;
+
+	if (st->hs.commit > st->last)
+		return ls_err(ls, RL_LOG_ERR_CORRUPT, "log inconsistent: hard "
+			      "state commit index %llu is beyond the last log "
+			      "index %llu", (unsigned long long)st->hs.commit,
+			      (unsigned long long)st->last);
+	if (st->hs.commit < st->snap.index)
+		return ls_err(ls, RL_LOG_ERR_CORRUPT, "log inconsistent: hard "
+			      "state commit index %llu is below the snapshot "
+			      "index %llu", (unsigned long long)st->hs.commit,
+			      (unsigned long long)st->snap.index);
+	if (st->last_term > st->hs.term)
+		return ls_corrupt(ls, st->last, "term %llu is above the hard "
+				  "state term %llu",
+				  (unsigned long long)st->last_term,
+				  (unsigned long long)st->hs.term);
+	return 0;
+}
+
+/* Size of each optional part of a batch record, given its flags. */
+static size_t ls_batch_fixed_bytes(uint8_t flags)
+{
+	return LS_REC_HDR_BYTES + (flags & LS_BATCH_SNAP ? LS_SNAP_BYTES : 0) +
+	       (flags & LS_BATCH_HS ? LS_HS_BYTES : 0) +
+	       (flags & LS_BATCH_CONF ? LS_CONF_BYTES : 0);
+}
+
+/* Applies a batch record (written by ls_encode_batch) in the order save()
+ * applies a batch: snapshot, entries, hard state, membership. */
+static int ls_replay_batch(struct rl_logstore *ls, const uint8_t *p,
+			   uint32_t len, uint64_t seq, uint64_t off)
+{
+	uint8_t flags = p[1];
+	uint32_t n = get_le32(p + 4);
+	size_t fixed = ls_batch_fixed_bytes(flags);
+	const uint8_t *q = p + LS_REC_HDR_BYTES, *hs = NULL, *conf = NULL;
+	struct rl_conf_state c;
+	int err;
+
+	if ((flags & ~LS_BATCH_FLAGS_ALL) != 0 || len < fixed)
+		return ls_corrupt(ls, ls->st.last, "malformed batch record");
+	if (flags & LS_BATCH_SNAP) {
+		err = ls_replay_snap(ls, q, flags & LS_BATCH_SNAP_KEEP);
+		if (err != 0)
+			return err;
+		q += LS_SNAP_BYTES;
+	}
+	if (flags & LS_BATCH_HS) {
+		hs = q;
+		q += LS_HS_BYTES;
+	}
+	if (flags & LS_BATCH_CONF) {
+		conf = q;
+		q += LS_CONF_BYTES;
+	}
+	err = ls_replay_entries(ls, q, p + len, n, seq, off + fixed);
 	if (err != 0)
 		return err;
-	p = val.mv_data;
-	put_entry_hdr(p, e);
-	if (e->data_len > 0)
-		memcpy(p + RL_LOG_ENTRY_HEADER_BYTES, e->data, e->data_len);
-	put_le32(p + LS_ENTRY_CRC_OFFSET,
-		 entry_crc(p, e->data, e->data_len));
-	return 0;
+	if (hs != NULL)
+		get_hs(hs, &ls->st.hs);
+	if (conf != NULL && !get_conf(conf, &c))
+		return ls_corrupt(ls, ls->st.last, "membership over %d "
+				  "members", RL_MEMBERS_MAX);
+	if (conf != NULL)
+		ls->st.conf = c;
+	if (ls->st.hs.commit < ls->st.snap.index)
+		ls->st.hs.commit = ls->st.snap.index;
+	return ls_replay_check_state(ls);
 }
 
-/* Deletes every entry with index >= from (suffix) or <= to (prefix),
- * one end at a time: each step is a cursor jump to the end, so no cursor
- * position survives a delete. */
-static int ls_delete_end(struct rl_logstore *ls, MDB_txn *txn, bool suffix,
-			 rl_index bound)
+static int ls_replay_compact(struct rl_logstore *ls, const uint8_t *p,
+			     uint32_t len)
 {
-	MDB_cursor *cur;
-	MDB_val key, val;
-	int rc = mdb_cursor_open(txn, ls->dbi_entries, &cur);
+	struct rl_snapshot_meta m;
+	rl_term t;
 
-	if (rc != 0)
-		return ls_mdb_err(ls, rc, "open cursor");
-	for (;;) {
-		rc = mdb_cursor_get(cur, &key, &val,
-				    suffix ? MDB_LAST : MDB_FIRST);
-		if (rc != 0)
-			break;
-		if (key.mv_size != LS_KEY_BYTES) {
-			mdb_cursor_close(cur);
-			return ls_err(ls, RL_LOG_ERR_CORRUPT,
-				      "log corrupt: key of %zu bytes",
-				      key.mv_size);
-		}
-		rl_index i = get_key(key.mv_data);
-		if (suffix ? i < bound : i > bound)
-			break;
-		if ((rc = mdb_cursor_del(cur, 0)) != 0)
-			break;
-	}
-	mdb_cursor_close(cur);
-	if (rc == MDB_NOTFOUND || rc == 0)
+	if (len != LS_COMPACT_BYTES || !get_snap(p + LS_REC_HDR_BYTES, &m))
+		return ls_corrupt(ls, ls->st.snap.index,
+				  "malformed compaction record");
+	if (m.index <= ls->st.snap.index || m.index > ls->st.hs.commit ||
+	    (ls_known_term(ls, m.index, &t) && t != m.term))
+		return ls_corrupt(ls, m.index, "compaction record does not fit "
+				  "the log (snapshot %llu, commit %llu)",
+				  (unsigned long long)ls->st.snap.index,
+				  (unsigned long long)ls->st.hs.commit);
+	idx_drop_prefix(&ls->idx, m.index);
+	ls->st.snap = m;
+	return ls_replay_check_state(ls);
+}
+
+static void ls_encode_state(uint8_t *p, const struct ls_state *st)
+{
+	put_hs(p, &st->hs);
+	put_le64(p + LS_HS_BYTES, st->last);
+	put_le64(p + LS_HS_BYTES + 8, st->last_term);
+	put_snap(p + LS_HS_BYTES + 16, &st->snap);
+	put_conf(p + LS_HS_BYTES + 16 + LS_SNAP_BYTES, &st->conf);
+}
+
+static bool ls_decode_state(const uint8_t *p, struct ls_state *st)
+{
+	get_hs(p, &st->hs);
+	st->last = get_le64(p + LS_HS_BYTES);
+	st->last_term = get_le64(p + LS_HS_BYTES + 8);
+	return get_snap(p + LS_HS_BYTES + 16, &st->snap) &&
+	       get_conf(p + LS_HS_BYTES + 16 + LS_SNAP_BYTES, &st->conf) &&
+	       st->last >= st->snap.index;
+}
+
+/* The first record of a segment. The oldest segment's checkpoint is where
+ * replay starts; each later one must equal the state replayed so far. */
+static int ls_replay_checkpoint(struct rl_logstore *ls, size_t seg_k,
+				const uint8_t *p, uint32_t len)
+{
+	struct ls_state cp;
+	int err;
+
+	if (len != LS_CHECKPOINT_BYTES || !ls_decode_state(p + LS_REC_HDR_BYTES,
+							   &cp))
+		return ls_err(ls, RL_LOG_ERR_CORRUPT, "log corrupt: segment "
+			      "%llu: malformed checkpoint record",
+			      (unsigned long long)ls->wal.segs[seg_k].seq);
+	ls->wal.segs[seg_k].cp_last = cp.last;
+	if (seg_k > 0) {
+		if (!state_eq(&cp, &ls->st))
+			return ls_err(ls, RL_LOG_ERR_CORRUPT, "log corrupt: "
+				      "segment %llu starts at last index %llu "
+				      "but the segments before it end at %llu "
+				      "(or another state): a segment is "
+				      "missing or damaged",
+				      (unsigned long long)ls->wal.segs[seg_k].seq,
+				      (unsigned long long)cp.last,
+				      (unsigned long long)ls->st.last);
 		return 0;
-	if (rc == MDB_MAP_FULL)
-		return LS_RETRY_MAP_FULL;
-	return ls_mdb_err(ls, rc, "delete entries");
+	}
+	ls->st = cp;
+	idx_reset(&ls->idx, cp.snap.index + 1);
+	if ((err = idx_reserve(ls, (size_t)(cp.last - cp.snap.index))) != 0)
+		return err;
+	for (rl_index i = cp.snap.index + 1; i <= cp.last; i++)
+		idx_push(&ls->idx, &(struct ls_slot){ .seq = LS_SEQ_UNKNOWN });
+	return ls_replay_check_state(ls);
 }
 
-/* ---- the write driver --------------------------------------------------- */
-
-/* One write step: validates against and updates *next (a copy of ls->st)
- * and writes through txn. Returns 0, an rl_log_err, or LS_RETRY_MAP_FULL. */
-typedef int (*ls_write_fn)(struct rl_logstore *ls, MDB_txn *txn,
-			   struct ls_state *next, const void *arg);
-
-static int ls_update_map_size(struct rl_logstore *ls)
+/* A record whose CRC failed: name the damaged entry if one is. */
+static int ls_diagnose(struct rl_logstore *ls, const uint8_t *p, uint32_t len)
 {
-	MDB_envinfo info;
-	int rc = mdb_env_info(ls->env, &info);
+	size_t fixed = ls_batch_fixed_bytes(p[1]);
+	const uint8_t *q = p + fixed, *end = p + len;
+	struct ls_entry_hdr h;
 
-	if (rc != 0)
-		return ls_mdb_err(ls, rc, "read LMDB environment info");
-	ls->map_size_bytes = info.me_mapsize;
+	if (p[0] != LS_REC_BATCH || len < fixed)
+		return 0;
+	for (uint32_t k = 0; k < get_le32(p + 4); k++) {
+		if ((size_t)(end - q) < RL_LOG_ENTRY_HEADER_BYTES)
+			return 0;
+		get_entry_hdr(q, &h);
+		if (h.data_len > (size_t)(end - q) - RL_LOG_ENTRY_HEADER_BYTES)
+			return 0;
+		uint32_t crc = entry_crc(q, q + RL_LOG_ENTRY_HEADER_BYTES,
+					 h.data_len);
+		if (crc != h.crc)
+			return ls_corrupt(ls, h.index, "checksum mismatch "
+					  "(stored 0x%08x, computed 0x%08x)",
+					  h.crc, crc);
+		q += RL_LOG_ENTRY_HEADER_BYTES + h.data_len;
+	}
 	return 0;
 }
 
-/* Doubles the map (no transaction of ours is open here, as LMDB requires). */
-static int ls_grow_map(struct rl_logstore *ls)
+/* wal_rec_fn: applies one record. Also used by save and compact on the
+ * record they just wrote. */
+static int ls_replay_rec(void *arg, size_t seg_k, bool first,
+			 const uint8_t *p, uint32_t len, uint64_t off,
+			 bool crc_ok)
 {
-	uint64_t size = ls->map_size_bytes * 2;
-	int rc;
+	struct rl_logstore *ls = arg;
+	uint64_t seq = ls->wal.segs[seg_k].seq;
 
-	if (ls->map_size_bytes >= ls->map_size_max_bytes)
-		return ls_err(ls, RL_LOG_ERR_NOSPACE,
-			      "log map full at %llu bytes (map_size_max_bytes)",
-			      (unsigned long long)ls->map_size_bytes);
-	if (size > ls->map_size_max_bytes)
-		size = ls->map_size_max_bytes;
-	rc = mdb_env_set_mapsize(ls->env, (size_t)size);
-	if (rc != 0)
-		return ls_mdb_err(ls, rc, "grow the LMDB map");
-	return ls_update_map_size(ls);
+	if (!crc_ok)
+		return ls_diagnose(ls, p, len);
+	if (len < LS_REC_HDR_BYTES || first != (p[0] == LS_REC_CHECKPOINT))
+		return ls_err(ls, RL_LOG_ERR_CORRUPT, "log corrupt: segment "
+			      "%llu offset %llu: unexpected record type %u",
+			      (unsigned long long)seq,
+			      (unsigned long long)off, p[0]);
+	switch (p[0]) {
+	case LS_REC_CHECKPOINT:
+		return ls_replay_checkpoint(ls, seg_k, p, len);
+	case LS_REC_BATCH:
+		return ls_replay_batch(ls, p, len, seq, off);
+	case LS_REC_COMPACT:
+		return ls_replay_compact(ls, p, len);
+	default:
+		return ls_err(ls, RL_LOG_ERR_CORRUPT, "log corrupt: segment "
+			      "%llu offset %llu: unknown record type %u",
+			      (unsigned long long)seq,
+			      (unsigned long long)off, p[0]);
+	}
+}
+
+/* ---- writing a record ---------------------------------------------------- */
+
+static int ls_wbuf(struct rl_logstore *ls, size_t len)
+{
+	uint8_t *p;
+
+	if (len <= ls->wbuf_cap)
+		return 0;
+	p = realloc(ls->wbuf, len);
+	if (p == NULL)
+		return ls_err(ls, RL_LOG_ERR_NOMEM,
+			      "no memory for a record of %zu bytes", len);
+	ls->wbuf = p;
+	ls->wbuf_cap = len;
+	return 0;
+}
+
+static void ls_wbuf_trim(struct rl_logstore *ls)
+{
+	if (ls->wbuf_cap > LS_WBUF_KEEP_BYTES) {
+		free(ls->wbuf);
+		ls->wbuf = NULL;
+		ls->wbuf_cap = 0;
+	}
+}
+
+/* Starts a new segment whose checkpoint is the current state. */
+static int ls_roll(struct rl_logstore *ls, size_t room_bytes, bool over_max)
+{
+	uint8_t cp[WAL_REC_HEADER_BYTES + LS_CHECKPOINT_BYTES + WAL_REC_ALIGN_BYTES];
+	uint8_t *p = cp + WAL_REC_HEADER_BYTES;
+	size_t len;
+	int err;
+
+	memset(p, 0, LS_REC_HDR_BYTES);
+	p[0] = LS_REC_CHECKPOINT;
+	ls_encode_state(p + LS_REC_HDR_BYTES, &ls->st);
+	len = wal_seal(cp, LS_CHECKPOINT_BYTES);
+	/* NOSPACE: nothing was created and the handle stays usable; any
+	 * other failure stops it (ls_err). */
+	err = wal_create(&ls->wal, ls->st.last + 1, cp, len, room_bytes,
+			 ls->st.last, over_max);
+	return err != 0 ? ls_wal_err(ls, err) : 0;
 }
 
 /*
- * Runs fn in one write transaction and commits it (LMDB fsyncs on commit).
- * On MDB_MAP_FULL the transaction is dropped, the map grown and fn re-run
- * from the unchanged state. ls->st becomes the new state only once the
- * commit succeeded. A failed commit stops the handle: whether the data
- * reached the disk is then unknown, and retrying on a descriptor whose
- * fsync failed can report success for data that was lost.
+ * Writes the sealed record in ls->wbuf (len bytes) durably, then applies
+ * it to the state with the replay code. A failed write or sync stops the
+ * handle: whether the data reached the disk is then unknown, and retrying
+ * on a descriptor whose fsync failed can report success for data that was
+ * lost.
  */
-static int ls_write(struct rl_logstore *ls, ls_write_fn fn, const void *arg)
+static int ls_commit_rec(struct rl_logstore *ls, size_t len,
+			 const struct ls_state *want, bool over_max)
 {
-	for (int attempt = 0; attempt < LS_WRITE_ATTEMPTS_MAX; attempt++) {
-		struct ls_state next = ls->st;
-		MDB_txn *txn;
-		int err, rc = mdb_txn_begin(ls->env, NULL, 0, &txn);
+	uint64_t off;
+	int err;
 
-		if (rc == MDB_MAP_RESIZED) {
-			/* Another process grew the map: adopt its size. */
-			rc = mdb_env_set_mapsize(ls->env, 0);
-			if (rc != 0)
-				return ls_mdb_err(ls, rc, "adopt map size");
-			if ((err = ls_update_map_size(ls)) != 0)
-				return err;
-			continue;
-		}
-		if (rc != 0)
-			return ls_mdb_err(ls, rc, "begin write transaction");
-		err = fn(ls, txn, &next, arg);
-		if (err != 0) {
-			mdb_txn_abort(txn);
-			if (err != LS_RETRY_MAP_FULL)
-				return err;
-		} else {
-			rc = mdb_txn_commit(txn);
-			if (rc == 0) {
-				ls->st = next;
-				return 0;
-			}
-			if (rc != MDB_MAP_FULL) {
-				err = ls_mdb_err(ls, rc, "commit");
-				ls->stopped = err;
-				return err;
-			}
-		}
-		if ((err = ls_grow_map(ls)) != 0)
-			return err;
+	if (wal_room(&ls->wal) < len &&
+	    (err = ls_roll(ls, len, over_max)) != 0)
+		return err;
+	err = wal_append(&ls->wal, ls->wbuf, len, &off);
+	if (err != 0) {
+		ls->stopped = err;
+		return ls_wal_err(ls, err);
 	}
-	return ls_err(ls, RL_LOG_ERR_NOSPACE,
-		      "log map still full after %d growths",
-		      LS_WRITE_ATTEMPTS_MAX);
+	err = ls_replay_rec(ls, ls->wal.n - 1, false,
+			    ls->wbuf + WAL_REC_HEADER_BYTES,
+			    get_le32(ls->wbuf), off + WAL_REC_HEADER_BYTES,
+			    true);
+	/* The record passed save()'s checks: replaying it cannot fail and
+	 * must land on the state save() computed. */
+	assert(err == 0 && state_eq(&ls->st, want));
+	(void)want;
+	return err;
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -646,8 +872,8 @@ static int ls_lock_dir(struct rl_logstore *ls, const char *dir)
 	if (ls->lock_fd < 0)
 		return ls_err(ls, RL_LOG_ERR_IO, "open %s: %s", path,
 			      strerror(errno));
-	/* LMDB lets several processes share an environment; two Raft members
-	 * on one log must never, so one handle holds this lock. */
+	/* Two Raft members on one log must never be: one handle holds this
+	 * lock for its lifetime. */
 	if (flock(ls->lock_fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno == EWOULDBLOCK)
 			return ls_err(ls, RL_LOG_ERR_BUSY,
@@ -658,238 +884,61 @@ static int ls_lock_dir(struct rl_logstore *ls, const char *dir)
 	return 0;
 }
 
-static int ls_env_open(struct rl_logstore *ls, const char *dir)
-{
-	int dead, rc = mdb_env_create(&ls->env);
-
-	if (rc != 0) {
-		ls->env = NULL;
-		return ls_mdb_err(ls, rc, "create LMDB environment");
-	}
-	if ((rc = mdb_env_set_maxdbs(ls->env, 2)) != 0 ||
-	    (rc = mdb_env_set_mapsize(ls->env, (size_t)ls->map_size_bytes)))
-		return ls_mdb_err(ls, rc, "configure LMDB environment");
-	/* Default flags on purpose: never MDB_NOSYNC / MDB_NOMETASYNC, so a
-	 * commit is durable when it returns. MDB_NOTLS lets the handle move
-	 * between threads. */
-	rc = mdb_env_open(ls->env, dir, MDB_NOTLS, 0600);
-	if (rc != 0)
-		return ls_mdb_err(ls, rc, "open LMDB environment");
-	/* Free reader slots of processes that died (a killed member). */
-	rc = mdb_reader_check(ls->env, &dead);
-	if (rc != 0)
-		return ls_mdb_err(ls, rc, "check LMDB readers");
-	return ls_update_map_size(ls);
-}
-
-static int ls_check_version(struct rl_logstore *ls, const MDB_val *val)
-{
-	const uint8_t *p = val->mv_data;
-
-	if (val->mv_size != LS_VERSION_REC_BYTES ||
-	    memcmp(p, LS_MAGIC, LS_MAGIC_BYTES) != 0)
-		return ls_err(ls, RL_LOG_ERR_VERSION,
-			      "not a raftbus log (bad version record)");
-	if (get_le32(p + LS_MAGIC_BYTES) != LS_FORMAT_VERSION)
-		return ls_err(ls, RL_LOG_ERR_VERSION,
-			      "log format version %u, this build reads %u",
-			      get_le32(p + LS_MAGIC_BYTES), LS_FORMAT_VERSION);
-	return 0;
-}
-
-/* A new log: both databases must be empty, else metadata was lost and
- * starting empty would forget acknowledged entries. */
-static int ls_init_fresh(struct rl_logstore *ls, MDB_txn *txn,
-			 struct ls_state *next)
-{
-	uint8_t ver[LS_VERSION_REC_BYTES];
-	MDB_val key = { strlen("version"), "version" };
-	MDB_val val = { sizeof(ver), ver };
-	MDB_stat se, sm;
-	int rc, err;
-
-	if ((rc = mdb_stat(txn, ls->dbi_entries, &se)) != 0 ||
-	    (rc = mdb_stat(txn, ls->dbi_meta, &sm)) != 0)
-		return ls_mdb_err(ls, rc, "stat databases");
-	if (se.ms_entries != 0 || sm.ms_entries != 0)
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "log metadata missing but the log holds %zu "
-			      "entries and %zu records",
-			      se.ms_entries, sm.ms_entries);
-	memcpy(ver, LS_MAGIC, LS_MAGIC_BYTES);
-	put_le32(ver + LS_MAGIC_BYTES, LS_FORMAT_VERSION);
-	if ((err = ls_put(ls, txn, ls->dbi_meta, &key, &val, 0,
-			  "write version")) != 0)
-		return err;
-	memset(next, 0, sizeof(*next));
-	return ls_put_state(ls, txn, next);
-}
-
-/* Write step of open: opens the databases, then loads or creates the meta
- * records (a transaction that changed nothing commits without I/O). */
-static int ls_open_fn(struct rl_logstore *ls, MDB_txn *txn,
-		      struct ls_state *next, const void *arg)
-{
-	MDB_val key = { strlen("version"), "version" };
-	MDB_val val;
-	int rc, err;
-
-	(void)arg;
-	if ((rc = mdb_dbi_open(txn, "entries", MDB_CREATE,
-			       &ls->dbi_entries)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &ls->dbi_meta)) != 0)
-		return rc == MDB_MAP_FULL ? LS_RETRY_MAP_FULL
-					  : ls_mdb_err(ls, rc, "open databases");
-	rc = mdb_get(txn, ls->dbi_meta, &key, &val);
-	if (rc == MDB_NOTFOUND)
-		return ls_init_fresh(ls, txn, next);
-	if (rc != 0)
-		return ls_mdb_err(ls, rc, "read version");
-	if ((err = ls_check_version(ls, &val)) != 0)
-		return err;
-	return ls_load_state(ls, txn, next);
-}
-
-/* Walks the whole index sequence once: keys, stored indexes, terms; the
- * checksum only from the commit index on (older entries were verified when
- * written and are verified again whenever read). */
-static int ls_walk_entries(struct rl_logstore *ls, MDB_cursor *cur,
-			   rl_index *last_out, rl_term *term_out)
-{
-	const struct ls_state *st = &ls->st;
-	rl_index prev = st->snap.index;
-	rl_term prev_term = st->snap.term;
-	struct ls_entry_hdr h;
-	MDB_val key, val;
-	int err, rc;
-
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		if (key.mv_size != LS_KEY_BYTES)
-			return ls_err(ls, RL_LOG_ERR_CORRUPT,
-				      "log corrupt after index %llu: key of "
-				      "%zu bytes", (unsigned long long)prev,
-				      key.mv_size);
-		rl_index i = get_key(key.mv_data);
-		if (i <= st->snap.index)
-			return ls_err(ls, RL_LOG_ERR_CORRUPT,
-				      "log corrupt at index %llu: entry at or "
-				      "below the snapshot index %llu",
-				      (unsigned long long)i,
-				      (unsigned long long)st->snap.index);
-		if (i != prev + 1)
-			return ls_err(ls, RL_LOG_ERR_CORRUPT,
-				      "log corrupt at index %llu: gap, expected "
-				      "index %llu", (unsigned long long)i,
-				      (unsigned long long)prev + 1);
-		err = ls_check_entry(ls, i, &val, i >= st->hs.commit, &h);
-		if (err != 0)
-			return err;
-		if (h.term < prev_term)
-			return ls_err(ls, RL_LOG_ERR_CORRUPT,
-				      "log corrupt at index %llu: term %llu is "
-				      "lower than the term %llu before it",
-				      (unsigned long long)i,
-				      (unsigned long long)h.term,
-				      (unsigned long long)prev_term);
-		prev = i;
-		prev_term = h.term;
-	}
-	if (rc != MDB_NOTFOUND)
-		return ls_mdb_err(ls, rc, "scan the log");
-	*last_out = prev;
-	*term_out = prev_term;
-	return 0;
-}
-
-/* The log found on disk must be the one the metadata describes. */
-static int ls_check_bounds(struct rl_logstore *ls, rl_index last,
-			   rl_term last_term)
-{
-	const struct ls_state *st = &ls->st;
-
-	if (st->hs.commit > last)
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "log inconsistent: hard state commit index %llu "
-			      "is beyond the last log index %llu",
-			      (unsigned long long)st->hs.commit,
-			      (unsigned long long)last);
-	if (st->hs.commit < st->snap.index)
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "log inconsistent: hard state commit index %llu "
-			      "is below the snapshot index %llu",
-			      (unsigned long long)st->hs.commit,
-			      (unsigned long long)st->snap.index);
-	if (last < st->last)
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "log corrupt at index %llu: entries %llu..%llu "
-			      "are missing (metadata records last index %llu)",
-			      (unsigned long long)last + 1,
-			      (unsigned long long)last + 1,
-			      (unsigned long long)st->last,
-			      (unsigned long long)st->last);
-	if (last > st->last)
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "log corrupt at index %llu: entry past the "
-			      "recorded last index %llu",
-			      (unsigned long long)st->last + 1,
-			      (unsigned long long)st->last);
-	if (last_term > st->hs.term)
-		return ls_err(ls, RL_LOG_ERR_CORRUPT,
-			      "log inconsistent at index %llu: term %llu is "
-			      "above the hard state term %llu",
-			      (unsigned long long)last,
-			      (unsigned long long)last_term,
-			      (unsigned long long)st->hs.term);
-	return 0;
-}
-
-static int ls_verify_log(struct rl_logstore *ls)
-{
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	rl_index last = 0;
-	rl_term last_term = 0;
-	int err, rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, &txn);
-
-	if (rc != 0)
-		return ls_mdb_err(ls, rc, "begin read transaction");
-	rc = mdb_cursor_open(txn, ls->dbi_entries, &cur);
-	if (rc != 0) {
-		err = ls_mdb_err(ls, rc, "open cursor");
-		goto out_abort_txn;
-	}
-	err = ls_walk_entries(ls, cur, &last, &last_term);
-	mdb_cursor_close(cur);
-	if (err == 0)
-		err = ls_check_bounds(ls, last, last_term);
-	if (err == 0)
-		ls->st.last_term = last_term;
-out_abort_txn:
-	mdb_txn_abort(txn);
-	return err;
-}
-
 static int ls_set_options(struct rl_logstore *ls,
 			  const struct rl_logstore_options *opts)
 {
-	ls->map_size_bytes = RL_LOG_MAP_SIZE_DEFAULT_BYTES;
-	ls->map_size_max_bytes = RL_LOG_MAP_SIZE_MAX_DEFAULT_BYTES;
-	if (opts == NULL)
-		return 0;
-	if (opts->map_size_bytes != 0)
-		ls->map_size_bytes = opts->map_size_bytes;
-	if (opts->map_size_max_bytes != 0)
-		ls->map_size_max_bytes = opts->map_size_max_bytes;
-	ls->log_fn = opts->log_fn;
-	ls->log_ctx = opts->log_ctx;
-	if (ls->map_size_bytes < LS_MAP_SIZE_MIN_BYTES ||
-	    ls->map_size_bytes > ls->map_size_max_bytes ||
-	    ls->map_size_max_bytes > SIZE_MAX)
+	uint64_t seg = RL_LOG_MAP_SIZE_DEFAULT_BYTES;
+	uint64_t max = RL_LOG_MAP_SIZE_MAX_DEFAULT_BYTES;
+
+	if (opts != NULL) {
+		if (opts->map_size_bytes != 0)
+			seg = opts->map_size_bytes;
+		if (opts->map_size_max_bytes != 0)
+			max = opts->map_size_max_bytes;
+		ls->log_fn = opts->log_fn;
+		ls->log_ctx = opts->log_ctx;
+	}
+	ls->wal.seg_bytes = seg;
+	ls->wal.bytes_max = max;
+	if (seg < LS_SEGMENT_BYTES_MIN || seg > max || seg > SIZE_MAX)
 		return ls_err(ls, RL_LOG_ERR_INVALID,
-			      "map size must be in [%u, map_size_max_bytes]",
-			      LS_MAP_SIZE_MIN_BYTES);
+			      "segment size (map_size_bytes) must be in [%u, "
+			      "map_size_max_bytes]", LS_SEGMENT_BYTES_MIN);
 	return 0;
+}
+
+/* Every entry the log holds must have been found in a segment. */
+static int ls_check_complete(struct rl_logstore *ls)
+{
+	for (rl_index i = ls->st.snap.index + 1; i <= ls->st.last; i++)
+		if (idx_at(&ls->idx, i)->seq == LS_SEQ_UNKNOWN)
+			return ls_corrupt(ls, i, "entry missing (log holds "
+					  "%llu..%llu; its segment was "
+					  "deleted?)",
+					  (unsigned long long)ls->st.snap.index + 1,
+					  (unsigned long long)ls->st.last);
+	return 0;
+}
+
+/* Opens the segments and replays them; a new log gets its first one. */
+static int ls_load(struct rl_logstore *ls, const char *dir)
+{
+	int err;
+
+	if ((err = wal_open(&ls->wal, dir)) != 0)
+		return ls_wal_err(ls, err);
+	if (ls->wal.n == 0) {
+		memset(&ls->st, 0, sizeof(ls->st));
+		idx_reset(&ls->idx, 1);
+		return ls_roll(ls, 0, false);
+	}
+	for (size_t k = 0; k < ls->wal.n; k++) {
+		ls->errmsg[0] = '\0';
+		err = wal_scan(&ls->wal, k, ls_replay_rec, ls);
+		if (err != 0)
+			return ls->errmsg[0] ? err : ls_wal_err(ls, err);
+	}
+	return ls_check_complete(ls);
 }
 
 int rl_logstore_open(const char *dir, const struct rl_logstore_options *opts,
@@ -914,11 +963,10 @@ int rl_logstore_open(const char *dir, const struct rl_logstore_options *opts,
 		return RL_LOG_ERR_NOMEM;
 	}
 	ls->lock_fd = -1;
+	ls->wal.dir_fd = -1;
 	if ((err = ls_set_options(ls, opts)) != 0 ||
 	    (err = ls_lock_dir(ls, dir)) != 0 ||
-	    (err = ls_env_open(ls, dir)) != 0 ||
-	    (err = ls_write(ls, ls_open_fn, NULL)) != 0 ||
-	    (err = ls_verify_log(ls)) != 0)
+	    (err = ls_load(ls, dir)) != 0)
 		goto out_close;
 	*out = ls;
 	return 0;
@@ -933,15 +981,17 @@ void rl_logstore_close(rl_logstore *ls)
 {
 	if (ls == NULL)
 		return;
-	if (ls->env != NULL)
-		mdb_env_close(ls->env);
+	wal_close(&ls->wal);
 	/* Closing the descriptor releases the directory lock. */
 	if (ls->lock_fd >= 0)
 		close(ls->lock_fd);
+	free(ls->idx.s);
+	free(ls->wbuf);
+	free(ls->rbuf);
 	free(ls);
 }
 
-/* ---- save --------------------------------------------------------------- */
+/* ---- save: checks ------------------------------------------------------- */
 
 static bool conf_valid(const struct rl_conf_state *c)
 {
@@ -1016,13 +1066,19 @@ static int ls_check_batch_arg(struct rl_logstore *ls,
 	return 0;
 }
 
+/* What a batch will do, decided before anything is written. */
+struct ls_plan {
+	struct ls_state next;
+	bool keep_suffix; /* snapshot: the log after it stays */
+	bool write_hs;
+};
+
 /* Snapshot install (thesis §5): keep the suffix only if the log holds the
  * snapshot's last entry; otherwise the log is replaced by the snapshot. */
-static int ls_apply_snapshot(struct rl_logstore *ls, MDB_txn *txn,
-			     struct ls_state *next,
-			     const struct rl_snapshot_meta *snap)
+static int ls_plan_snapshot(struct rl_logstore *ls, struct ls_plan *p,
+			    const struct rl_snapshot_meta *snap)
 {
-	bool keep_suffix = false;
+	struct ls_state *next = &p->next;
 	rl_term t;
 	int err;
 
@@ -1032,11 +1088,12 @@ static int ls_apply_snapshot(struct rl_logstore *ls, MDB_txn *txn,
 			      "current snapshot at %llu",
 			      (unsigned long long)snap->index,
 			      (unsigned long long)next->snap.index);
+	p->keep_suffix = false;
 	if (snap->index <= next->last) {
-		if ((err = ls_term_at(ls, txn, next, snap->index, &t)) != 0)
+		if ((err = ls_term_at(ls, next, snap->index, &t)) != 0)
 			return err;
-		keep_suffix = t == snap->term;
-		if (!keep_suffix && snap->index <= next->hs.commit)
+		p->keep_suffix = t == snap->term;
+		if (!p->keep_suffix && snap->index <= next->hs.commit)
 			return ls_err(ls, RL_LOG_ERR_UNSAFE,
 				      "snapshot (index %llu, term %llu) "
 				      "contradicts committed entry of term %llu",
@@ -1044,13 +1101,9 @@ static int ls_apply_snapshot(struct rl_logstore *ls, MDB_txn *txn,
 				      (unsigned long long)snap->term,
 				      (unsigned long long)t);
 	}
-	err = keep_suffix ? ls_delete_end(ls, txn, false, snap->index)
-			  : ls_delete_end(ls, txn, true, 0);
-	if (err != 0)
-		return err;
 	next->snap = *snap;
 	next->conf = snap->conf;
-	if (!keep_suffix) {
+	if (!p->keep_suffix) {
 		next->last = snap->index;
 		next->last_term = snap->term;
 	}
@@ -1059,9 +1112,8 @@ static int ls_apply_snapshot(struct rl_logstore *ls, MDB_txn *txn,
 
 /* Append with truncation of a conflicting suffix (paper §5.3: the caller
  * found the conflict; here the truncate and the append are one write). */
-static int ls_apply_entries(struct rl_logstore *ls, MDB_txn *txn,
-			    struct ls_state *next, const struct rl_entry *e,
-			    size_t n)
+static int ls_plan_entries(struct rl_logstore *ls, struct ls_state *next,
+			   const struct rl_entry *e, size_t n)
 {
 	unsigned long long first = e[0].index;
 	rl_term prev_term;
@@ -1081,19 +1133,13 @@ static int ls_apply_entries(struct rl_logstore *ls, MDB_txn *txn,
 			      "batch at index %llu would overwrite committed "
 			      "entries (commit index %llu)", first,
 			      (unsigned long long)next->hs.commit);
-	if ((err = ls_term_at(ls, txn, next, first - 1, &prev_term)) != 0)
+	if ((err = ls_term_at(ls, next, first - 1, &prev_term)) != 0)
 		return err;
 	if (e[0].term < prev_term)
 		return ls_err(ls, RL_LOG_ERR_GAP,
 			      "term goes down at index %llu: %llu after %llu",
 			      first, (unsigned long long)e[0].term,
 			      (unsigned long long)prev_term);
-	if (first <= next->last &&
-	    (err = ls_delete_end(ls, txn, true, first)) != 0)
-		return err;
-	for (size_t k = 0; k < n; k++)
-		if ((err = ls_put_entry(ls, txn, &e[k])) != 0)
-			return err;
 	next->last = e[n - 1].index;
 	next->last_term = e[n - 1].term;
 	return 0;
@@ -1101,8 +1147,8 @@ static int ls_apply_entries(struct rl_logstore *ls, MDB_txn *txn,
 
 /* The hard state may only move forward (paper Figure 2: currentTerm only
  * grows, votedFor is set once per term, commitIndex never goes back). */
-static int ls_apply_hard_state(struct rl_logstore *ls, struct ls_state *next,
-			       const struct rl_hard_state *hs)
+static int ls_plan_hard_state(struct rl_logstore *ls, struct ls_state *next,
+			      const struct rl_hard_state *hs)
 {
 	const struct rl_hard_state *cur = &ls->st.hs;
 
@@ -1129,7 +1175,7 @@ static int ls_apply_hard_state(struct rl_logstore *ls, struct ls_state *next,
 }
 
 /* Invariants of the state a batch leaves, checked before it is written. */
-static int ls_check_next(struct rl_logstore *ls, struct ls_state *next)
+static int ls_plan_check_next(struct rl_logstore *ls, struct ls_state *next)
 {
 	/* A snapshot holds only committed state. */
 	if (next->hs.commit < next->snap.index)
@@ -1150,78 +1196,180 @@ static int ls_check_next(struct rl_logstore *ls, struct ls_state *next)
 	return 0;
 }
 
-static int ls_save_fn(struct rl_logstore *ls, MDB_txn *txn,
-		      struct ls_state *next, const void *arg)
+static int ls_plan_batch(struct rl_logstore *ls, struct ls_plan *p,
+			 const struct rl_logstore_batch *b)
 {
-	const struct rl_logstore_batch *b = arg;
 	int err;
 
+	p->next = ls->st;
 	if (b->snapshot != NULL &&
-	    (err = ls_apply_snapshot(ls, txn, next, b->snapshot)) != 0)
+	    (err = ls_plan_snapshot(ls, p, b->snapshot)) != 0)
 		return err;
 	if (b->entries_n > 0 &&
-	    (err = ls_apply_entries(ls, txn, next, b->entries,
-				    b->entries_n)) != 0)
+	    (err = ls_plan_entries(ls, &p->next, b->entries, b->entries_n)))
 		return err;
 	if (b->hard_state != NULL &&
-	    (err = ls_apply_hard_state(ls, next, b->hard_state)) != 0)
+	    (err = ls_plan_hard_state(ls, &p->next, b->hard_state)) != 0)
 		return err;
 	if (b->conf != NULL)
-		next->conf = *b->conf;
-	if ((err = ls_check_next(ls, next)) != 0)
+		p->next.conf = *b->conf;
+	if ((err = ls_plan_check_next(ls, &p->next)) != 0)
 		return err;
-	return ls_put_state(ls, txn, next);
+	/* The hard state is written when it changes (a snapshot may raise
+	 * the commit index); replay starts from the stored one. */
+	p->write_hs = p->next.hs.term != ls->st.hs.term ||
+		      p->next.hs.vote != ls->st.hs.vote ||
+		      p->next.hs.commit != ls->st.hs.commit;
+	return 0;
+}
+
+/* ---- save: the record ---------------------------------------------------- */
+
+static size_t ls_batch_payload_bytes(const struct ls_plan *p,
+				     const struct rl_logstore_batch *b,
+				     uint8_t *flags)
+{
+	size_t len;
+
+	*flags = (b->snapshot ? LS_BATCH_SNAP : 0) |
+		 (b->snapshot && p->keep_suffix ? LS_BATCH_SNAP_KEEP : 0) |
+		 (p->write_hs ? LS_BATCH_HS : 0) |
+		 (b->conf ? LS_BATCH_CONF : 0);
+	len = ls_batch_fixed_bytes(*flags);
+	for (size_t k = 0; k < b->entries_n; k++)
+		len += RL_LOG_ENTRY_HEADER_BYTES + b->entries[k].data_len;
+	return len;
+}
+
+/* Lays out the batch record in ls->wbuf (see the top of the file) and
+ * seals it; returns its length, 0 on no memory. */
+static size_t ls_encode_batch(struct rl_logstore *ls, const struct ls_plan *p,
+			      const struct rl_logstore_batch *b)
+{
+	uint8_t flags;
+	size_t len = ls_batch_payload_bytes(p, b, &flags);
+	uint8_t *q, *rec;
+
+	assert(len <= LS_BATCH_PAYLOAD_MAX);
+	if (ls_wbuf(ls, wal_rec_bytes(len)) != 0)
+		return 0;
+	rec = ls->wbuf;
+	q = rec + WAL_REC_HEADER_BYTES;
+	memset(q, 0, LS_REC_HDR_BYTES);
+	q[0] = LS_REC_BATCH;
+	q[1] = flags;
+	put_le32(q + 4, (uint32_t)b->entries_n);
+	q += LS_REC_HDR_BYTES;
+	if (b->snapshot != NULL) {
+		put_snap(q, b->snapshot);
+		q += LS_SNAP_BYTES;
+	}
+	if (p->write_hs) {
+		put_hs(q, &p->next.hs);
+		q += LS_HS_BYTES;
+	}
+	if (b->conf != NULL) {
+		put_conf(q, b->conf);
+		q += LS_CONF_BYTES;
+	}
+	for (size_t k = 0; k < b->entries_n; k++) {
+		const struct rl_entry *e = &b->entries[k];
+		put_entry_hdr(q, e);
+		if (e->data_len > 0)
+			memcpy(q + RL_LOG_ENTRY_HEADER_BYTES, e->data,
+			       e->data_len);
+		put_le32(q + LS_ENTRY_CRC_OFFSET,
+			 entry_crc(q, e->data, e->data_len));
+		q += RL_LOG_ENTRY_HEADER_BYTES + e->data_len;
+	}
+	assert((size_t)(q - rec - WAL_REC_HEADER_BYTES) == len);
+	return wal_seal(rec, (uint32_t)len);
+}
+
+/* Copies of the caller's structs with the unused membership slots zeroed,
+ * so that the state compares equal to what replay decodes. */
+static void ls_norm_conf(struct rl_conf_state *c)
+{
+	for (uint32_t k = c->voters_n; k < RL_MEMBERS_MAX; k++)
+		c->voters[k] = 0;
+	for (uint32_t k = c->learners_n; k < RL_MEMBERS_MAX; k++)
+		c->learners[k] = 0;
 }
 
 int rl_logstore_save(rl_logstore *ls, const struct rl_logstore_batch *b)
 {
+	struct ls_plan p;
+	size_t len;
 	int err;
 
 	if ((err = ls_check_running(ls)) != 0)
 		return err;
 	ls->errmsg[0] = '\0';
-	if ((err = ls_check_batch_arg(ls, b)) != 0)
+	if ((err = ls_check_batch_arg(ls, b)) != 0 ||
+	    (err = ls_plan_batch(ls, &p, b)) != 0)
 		return err;
-	return ls_write(ls, ls_save_fn, b);
+	ls_norm_conf(&p.next.conf);
+	ls_norm_conf(&p.next.snap.conf);
+	if (b->snapshot == NULL && b->entries_n == 0 && !p.write_hs &&
+	    b->conf == NULL)
+		return 0; /* nothing changes: already durable */
+	if ((err = idx_reserve(ls, b->entries_n)) != 0)
+		return err;
+	if ((len = ls_encode_batch(ls, &p, b)) == 0)
+		return RL_LOG_ERR_NOMEM;
+	err = ls_commit_rec(ls, len, &p.next, false);
+	ls_wbuf_trim(ls);
+	return err;
 }
 
 /* ---- compaction --------------------------------------------------------- */
 
-struct ls_compact_arg {
-	rl_index index;
-	const struct rl_conf_state *conf;
-};
-
-static int ls_compact_fn(struct rl_logstore *ls, MDB_txn *txn,
-			 struct ls_state *next, const void *arg)
+/* Deletes the segments that no longer hold anything replay needs (see the
+ * top of the file). A failure only leaves files behind: logged, and the
+ * next compaction tries again. */
+static void ls_remove_old_segments(struct rl_logstore *ls)
 {
-	const struct ls_compact_arg *a = arg;
+	size_t k = 0;
+
+	for (size_t j = 1; j < ls->wal.n; j++)
+		if (ls->wal.segs[j].cp_last <= ls->st.snap.index)
+			k = j;
+	if (k > 0 && wal_remove_before(&ls->wal, k) != 0 && ls->log_fn)
+		ls->log_fn(ls->log_ctx, RL_LOG_ERR_IO, ls->wal.errmsg);
+}
+
+static int ls_plan_compact(struct rl_logstore *ls, rl_index index,
+			   const struct rl_conf_state *conf,
+			   struct ls_state *next)
+{
 	rl_term term;
 	int err;
 
-	if (a->index <= next->snap.index)
+	*next = ls->st;
+	if (index <= next->snap.index)
 		return ls_err(ls, RL_LOG_ERR_COMPACTED,
 			      "index %llu is already compacted (snapshot index "
-			      "%llu)", (unsigned long long)a->index,
+			      "%llu)", (unsigned long long)index,
 			      (unsigned long long)next->snap.index);
-	if (a->index > next->hs.commit)
+	if (index > next->hs.commit)
 		return ls_err(ls, RL_LOG_ERR_UNSAFE,
 			      "cannot compact up to %llu: beyond the commit "
-			      "index %llu", (unsigned long long)a->index,
+			      "index %llu", (unsigned long long)index,
 			      (unsigned long long)next->hs.commit);
-	if ((err = ls_term_at(ls, txn, next, a->index, &term)) != 0 ||
-	    (err = ls_delete_end(ls, txn, false, a->index)) != 0)
+	if ((err = ls_term_at(ls, next, index, &term)) != 0)
 		return err;
-	next->snap.index = a->index;
+	next->snap.index = index;
 	next->snap.term = term;
-	next->snap.conf = a->conf != NULL ? *a->conf : next->conf;
-	return ls_put_state(ls, txn, next);
+	next->snap.conf = conf != NULL ? *conf : next->conf;
+	ls_norm_conf(&next->snap.conf);
+	return 0;
 }
 
 int rl_logstore_compact(rl_logstore *ls, rl_index index,
 			const struct rl_conf_state *conf)
 {
-	struct ls_compact_arg a = { index, conf };
+	struct ls_state next;
+	uint8_t *q;
 	int err;
 
 	if ((err = ls_check_running(ls)) != 0)
@@ -1231,7 +1379,19 @@ int rl_logstore_compact(rl_logstore *ls, rl_index index,
 		return ls_err(ls, RL_LOG_ERR_INVALID,
 			      "conf: at most %d voters and %d learners",
 			      RL_MEMBERS_MAX, RL_MEMBERS_MAX);
-	return ls_write(ls, ls_compact_fn, &a);
+	if ((err = ls_plan_compact(ls, index, conf, &next)) != 0 ||
+	    (err = ls_wbuf(ls, wal_rec_bytes(LS_COMPACT_BYTES))) != 0)
+		return err;
+	q = ls->wbuf + WAL_REC_HEADER_BYTES;
+	memset(q, 0, LS_REC_HDR_BYTES);
+	q[0] = LS_REC_COMPACT;
+	put_snap(q + LS_REC_HDR_BYTES, &next.snap);
+	/* A compaction frees space: it may pass map_size_max_bytes. */
+	err = ls_commit_rec(ls, wal_seal(ls->wbuf, LS_COMPACT_BYTES), &next,
+			    true);
+	if (err == 0)
+		ls_remove_old_segments(ls);
+	return err;
 }
 
 /* ---- reads -------------------------------------------------------------- */
@@ -1264,21 +1424,45 @@ void rl_logstore_conf_state(const rl_logstore *ls, struct rl_conf_state *out)
 
 uint64_t rl_logstore_map_size(const rl_logstore *ls)
 {
-	return ls->map_size_bytes;
+	return ls->wal.bytes;
 }
 
-static int ls_begin_read(struct rl_logstore *ls, MDB_txn **txn)
+/* Reads entry i (in the log) into hdr and data (its data_len bytes, from
+ * the index) and verifies it against its CRC and the index. */
+static int ls_read_entry(struct rl_logstore *ls, rl_index i, uint8_t *hdr,
+			 uint8_t *data, struct ls_entry_hdr *h)
 {
-	int rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, txn);
+	const struct ls_slot *s = idx_at(&ls->idx, i);
+	struct iovec iov[2] = { { hdr, RL_LOG_ENTRY_HEADER_BYTES },
+				{ data, s->data_len } };
+	uint32_t crc;
+	int err;
 
-	if (rc != 0)
-		return ls_mdb_err(ls, rc, "begin read transaction");
+	err = wal_read(&ls->wal, s->seq, s->off, iov, s->data_len ? 2 : 1);
+	if (err != 0)
+		return err == RL_LOG_ERR_CORRUPT
+			       ? ls_corrupt(ls, i, "%s", ls->wal.errmsg)
+			       : ls_wal_err(ls, err);
+	get_entry_hdr(hdr, h);
+	if (h->index != i || h->data_len != s->data_len || h->term != s->term)
+		return ls_corrupt(ls, i, "the record read back is entry %llu "
+				  "term %llu (%u bytes), not the one indexed",
+				  (unsigned long long)h->index,
+				  (unsigned long long)h->term, h->data_len);
+	crc = entry_crc(hdr, data, h->data_len);
+	if (crc != h->crc)
+		return ls_corrupt(ls, i, "checksum mismatch (stored 0x%08x, "
+				  "computed 0x%08x)", h->crc, crc);
+	if (h->type != RL_ENTRY_NORMAL && h->type != RL_ENTRY_CONF_CHANGE)
+		return ls_corrupt(ls, i, "unknown entry type %u", h->type);
 	return 0;
 }
 
 int rl_logstore_term(rl_logstore *ls, rl_index i, rl_term *out)
 {
-	MDB_txn *txn;
+	uint8_t hdr[RL_LOG_ENTRY_HEADER_BYTES];
+	struct ls_entry_hdr h;
+	size_t len;
 	int err;
 
 	if ((err = ls_check_running(ls)) != 0)
@@ -1286,73 +1470,22 @@ int rl_logstore_term(rl_logstore *ls, rl_index i, rl_term *out)
 	ls->errmsg[0] = '\0';
 	if (out == NULL)
 		return ls_err(ls, RL_LOG_ERR_INVALID, "out is NULL");
-	/* Answers from the cached state need no transaction. */
+	/* Answers from the cached state need no read. */
 	if (i <= ls->st.snap.index || i >= ls->st.last)
-		return ls_term_at(ls, NULL, &ls->st, i, out);
-	if ((err = ls_begin_read(ls, &txn)) != 0)
-		return err;
-	err = ls_term_at(ls, txn, &ls->st, i, out);
-	mdb_txn_abort(txn);
-	return err;
-}
-
-/* Called for each entry read, in index order; data points into LMDB memory
- * valid only during the call. Returns 0 or an rl_log_err. */
-typedef int (*ls_visit_fn)(void *arg, size_t k, const struct ls_entry_hdr *h,
-			   const uint8_t *data);
-
-/*
- * Visits verified entries lo, lo+1, ... < hi, at most n_max, stopping before
- * the entry that would take the data bytes over bytes_max (never before the
- * first). The range must already be known to lie in [first, last].
- */
-static int ls_read_range(struct rl_logstore *ls, MDB_txn *txn, rl_index lo,
-			 rl_index hi, uint64_t bytes_max, size_t n_max,
-			 ls_visit_fn visit, void *arg, size_t *n_out)
-{
-	uint8_t kb[LS_KEY_BYTES];
-	MDB_val key = { sizeof(kb), kb }, val;
-	struct ls_entry_hdr h;
-	MDB_cursor *cur;
-	uint64_t bytes = 0;
-	size_t n = 0;
-	int err = 0, rc = mdb_cursor_open(txn, ls->dbi_entries, &cur);
-
-	if (rc != 0)
-		return ls_mdb_err(ls, rc, "open cursor");
-	put_key(kb, lo);
-	for (rl_index i = lo; i < hi && n < n_max; i++) {
-		rc = mdb_cursor_get(cur, &key, &val,
-				    i == lo ? MDB_SET_KEY : MDB_NEXT);
-		if (rc == 0 && (key.mv_size != LS_KEY_BYTES ||
-				get_key(key.mv_data) != i))
-			rc = MDB_NOTFOUND;
-		if (rc == MDB_NOTFOUND) {
-			err = ls_err(ls, RL_LOG_ERR_CORRUPT,
-				     "log corrupt at index %llu: entry missing",
-				     (unsigned long long)i);
-			break;
-		}
-		if (rc != 0) {
-			err = ls_mdb_err(ls, rc, "read entries");
-			break;
-		}
-		if ((err = ls_check_entry(ls, i, &val, true, &h)) != 0)
-			break;
-		if (n > 0 && (bytes > bytes_max ||
-			      h.data_len > bytes_max - bytes))
-			break;
-		bytes += h.data_len;
-		err = visit(arg, n, &h,
-			    (const uint8_t *)val.mv_data +
-				    RL_LOG_ENTRY_HEADER_BYTES);
-		if (err != 0)
-			break;
-		n++;
+		return ls_term_at(ls, &ls->st, i, out);
+	len = idx_at(&ls->idx, i)->data_len;
+	if (len > ls->rbuf_cap) {
+		uint8_t *p = realloc(ls->rbuf, len);
+		if (p == NULL)
+			return ls_err(ls, RL_LOG_ERR_NOMEM, "no memory to read "
+				      "entry %llu", (unsigned long long)i);
+		ls->rbuf = p;
+		ls->rbuf_cap = len;
 	}
-	mdb_cursor_close(cur);
-	*n_out = n;
-	return err;
+	if ((err = ls_read_entry(ls, i, hdr, ls->rbuf, &h)) != 0)
+		return err;
+	*out = h.term;
+	return 0;
 }
 
 static int ls_check_range(struct rl_logstore *ls, rl_index lo, rl_index hi)
@@ -1374,82 +1507,45 @@ static int ls_check_range(struct rl_logstore *ls, rl_index lo, rl_index hi)
 	return 0;
 }
 
-/* First pass of rl_logstore_entries(): sizes only. */
-static int ls_visit_size(void *arg, size_t k, const struct ls_entry_hdr *h,
-			 const uint8_t *data)
+/* How many entries from lo (< hi, at most n_max) fit bytes_max (at least
+ * one), and their data bytes: from the index, before any read. */
+static size_t ls_range_count(struct rl_logstore *ls, rl_index lo, rl_index hi,
+			     uint64_t bytes_max, size_t n_max,
+			     uint64_t *data_bytes)
 {
-	uint64_t *data_bytes = arg;
+	uint64_t bytes = 0;
+	size_t n = 0;
 
-	(void)k;
-	(void)data;
-	*data_bytes += h->data_len;
-	return 0;
+	for (rl_index i = lo; i < hi && n < n_max; i++, n++) {
+		uint32_t len = idx_at(&ls->idx, i)->data_len;
+		if (n > 0 && (bytes > bytes_max || len > bytes_max - bytes))
+			break;
+		bytes += len;
+	}
+	*data_bytes = bytes;
+	return n;
 }
 
-struct ls_copy_block {
-	struct rl_entry *entries;
-	uint8_t *data; /* next free byte after the entry array */
-};
-
-static int ls_visit_copy_block(void *arg, size_t k,
-			       const struct ls_entry_hdr *h,
-			       const uint8_t *data)
+static void ls_fill_entry(struct rl_entry *e, const struct ls_entry_hdr *h,
+			  uint8_t *data)
 {
-	struct ls_copy_block *c = arg;
-	struct rl_entry *e = &c->entries[k];
-
 	e->term = h->term;
 	e->index = h->index;
 	e->type = h->type;
 	e->data_len = h->data_len;
-	e->data = NULL;
-	if (h->data_len > 0) {
-		e->data = c->data;
-		memcpy(c->data, data, h->data_len);
-		c->data += h->data_len;
-	}
-	return 0;
-}
-
-/* Both passes run in one read transaction, so they see the same entries. */
-static int ls_entries_in(struct rl_logstore *ls, MDB_txn *txn, rl_index lo,
-			 rl_index hi, uint64_t bytes_max,
-			 struct rl_entry **out, size_t *n_out)
-{
-	struct ls_copy_block c;
-	uint64_t data_bytes = 0;
-	size_t n, n2;
-	int err;
-
-	err = ls_read_range(ls, txn, lo, hi, bytes_max, SIZE_MAX,
-			    ls_visit_size, &data_bytes, &n);
-	if (err != 0)
-		return err;
-	if (n > (SIZE_MAX - data_bytes) / sizeof(struct rl_entry))
-		return ls_err(ls, RL_LOG_ERR_NOMEM, "read of %zu entries", n);
-	c.entries = malloc(n * sizeof(struct rl_entry) + (size_t)data_bytes);
-	if (c.entries == NULL)
-		return ls_err(ls, RL_LOG_ERR_NOMEM,
-			      "no memory for %zu entries, %llu bytes", n,
-			      (unsigned long long)data_bytes);
-	c.data = (uint8_t *)(c.entries + n);
-	err = ls_read_range(ls, txn, lo, hi, bytes_max, n, ls_visit_copy_block,
-			    &c, &n2);
-	if (err != 0) {
-		free(c.entries);
-		return err;
-	}
-	assert(n2 == n);
-	*out = c.entries;
-	*n_out = n;
-	return 0;
+	e->data = h->data_len > 0 ? data : NULL;
 }
 
 int rl_logstore_entries(rl_logstore *ls, rl_index lo, rl_index hi,
 			uint64_t bytes_max, struct rl_entry **out,
 			size_t *n_out)
 {
-	MDB_txn *txn;
+	uint8_t hdr[RL_LOG_ENTRY_HEADER_BYTES];
+	struct ls_entry_hdr h;
+	uint64_t data_bytes;
+	struct rl_entry *block;
+	uint8_t *data;
+	size_t n;
 	int err;
 
 	if (out != NULL)
@@ -1463,11 +1559,26 @@ int rl_logstore_entries(rl_logstore *ls, rl_index lo, rl_index hi,
 		return ls_err(ls, RL_LOG_ERR_INVALID, "out pointers are NULL");
 	if ((err = ls_check_range(ls, lo, hi)) != 0 || lo == hi)
 		return err;
-	if ((err = ls_begin_read(ls, &txn)) != 0)
-		return err;
-	err = ls_entries_in(ls, txn, lo, hi, bytes_max, out, n_out);
-	mdb_txn_abort(txn);
-	return err;
+	n = ls_range_count(ls, lo, hi, bytes_max, SIZE_MAX, &data_bytes);
+	if (n > (SIZE_MAX - data_bytes) / sizeof(struct rl_entry))
+		return ls_err(ls, RL_LOG_ERR_NOMEM, "read of %zu entries", n);
+	block = malloc(n * sizeof(*block) + (size_t)data_bytes);
+	if (block == NULL)
+		return ls_err(ls, RL_LOG_ERR_NOMEM,
+			      "no memory for %zu entries, %llu bytes", n,
+			      (unsigned long long)data_bytes);
+	data = (uint8_t *)(block + n);
+	for (size_t k = 0; k < n; k++) {
+		if ((err = ls_read_entry(ls, lo + k, hdr, data, &h)) != 0) {
+			free(block);
+			return err;
+		}
+		ls_fill_entry(&block[k], &h, data);
+		data += h.data_len;
+	}
+	*out = block;
+	*n_out = n;
+	return 0;
 }
 
 void rl_logstore_entries_free(struct rl_entry *entries)
@@ -1512,32 +1623,31 @@ static int ls_storage_snapshot_meta(void *ctx, struct rl_snapshot_meta *out)
 	return RL_OK;
 }
 
-struct ls_copy_each {
-	struct rl_logstore *ls;
-	struct rl_entry *out;
-};
-
 /* raft.h wants each entry's data in its own malloc()ed buffer. */
-static int ls_visit_copy_each(void *arg, size_t k,
-			      const struct ls_entry_hdr *h,
-			      const uint8_t *data)
+static int ls_read_each(struct rl_logstore *ls, rl_index lo, size_t n,
+			struct rl_entry *out)
 {
-	struct ls_copy_each *c = arg;
-	struct rl_entry *e = &c->out[k];
+	uint8_t hdr[RL_LOG_ENTRY_HEADER_BYTES];
+	struct ls_entry_hdr h;
+	int err;
 
-	e->term = h->term;
-	e->index = h->index;
-	e->type = h->type;
-	e->data_len = h->data_len;
-	e->data = NULL;
-	if (h->data_len == 0)
-		return 0;
-	e->data = malloc(h->data_len);
-	if (e->data == NULL)
-		return ls_err(c->ls, RL_LOG_ERR_NOMEM,
-			      "no memory for entry %llu (%u bytes)",
-			      (unsigned long long)h->index, h->data_len);
-	memcpy(e->data, data, h->data_len);
+	for (size_t k = 0; k < n; k++) {
+		uint32_t len = idx_at(&ls->idx, lo + k)->data_len;
+		uint8_t *data = len > 0 ? malloc(len) : NULL;
+		if (len > 0 && data == NULL)
+			err = ls_err(ls, RL_LOG_ERR_NOMEM,
+				     "no memory for entry %llu (%u bytes)",
+				     (unsigned long long)(lo + k), len);
+		else
+			err = ls_read_entry(ls, lo + k, hdr, data, &h);
+		if (err != 0) {
+			free(data);
+			for (size_t j = 0; j < k; j++)
+				free(out[j].data);
+			return err;
+		}
+		ls_fill_entry(&out[k], &h, data);
+	}
 	return 0;
 }
 
@@ -1546,9 +1656,8 @@ static int ls_storage_entries(void *ctx, rl_index lo, rl_index hi,
 			      size_t out_max, size_t *out_n)
 {
 	struct rl_logstore *ls = ctx;
-	struct ls_copy_each c = { ls, out };
-	MDB_txn *txn;
-	size_t n = 0;
+	uint64_t data_bytes;
+	size_t n;
 	int err;
 
 	*out_n = 0;
@@ -1560,17 +1669,9 @@ static int ls_storage_entries(void *ctx, rl_index lo, rl_index hi,
 	if (out == NULL || out_max == 0)
 		return ls_to_rl_err(ls_err(ls, RL_LOG_ERR_INVALID,
 					   "no room for entries"));
-	if ((err = ls_begin_read(ls, &txn)) != 0)
+	n = ls_range_count(ls, lo, hi, bytes_max, out_max, &data_bytes);
+	if ((err = ls_read_each(ls, lo, n, out)) != 0)
 		return ls_to_rl_err(err);
-	err = ls_read_range(ls, txn, lo, hi, bytes_max, out_max,
-			    ls_visit_copy_each, &c, &n);
-	mdb_txn_abort(txn);
-	if (err != 0) {
-		/* Entry n may hold a failed allocation: data NULL. */
-		for (size_t k = 0; k < n; k++)
-			free(out[k].data);
-		return ls_to_rl_err(err);
-	}
 	*out_n = n;
 	return RL_OK;
 }

@@ -1,13 +1,15 @@
 /*
- * logstore.h - the durable Raft log of one member, on LMDB.
+ * logstore.h - the durable Raft log of one member: an append-only
+ * write-ahead log.
  *
  * Holds what Raft requires to survive a crash (Raft paper §5, Figure 2,
  * "persistent state on all servers"): the log entries, the hard state
  * (current term, vote, commit index), the metadata of the last snapshot
  * (index, term, membership) and the current membership. Everything lives in
- * one LMDB environment in a directory, so that one write transaction - one
- * fsync - makes a batch of entries and the hard state that goes with it
- * durable together.
+ * segment files in one directory (format: top of logstore.c and wal.h);
+ * each write is one checksummed record appended with one write and made
+ * durable with ONE fdatasync, so that a batch of entries and the hard state
+ * that goes with it become durable together.
  *
  * The Raft core decides what to write (which suffix conflicts, when to
  * compact); this store makes each write atomic and durable, and refuses
@@ -15,11 +17,18 @@
  * term, overwriting a committed entry, a hole in the log).
  *
  * Integrity: every entry carries a CRC-32C over its term, index, type, length
- * and data; the metadata records carry one too. A mismatch, or a log that
- * does not fit its hard state, makes open / the read fail with
+ * and data; every record carries one over all its bytes. A mismatch, or a
+ * log that does not fit its hard state, makes open / the read fail with
  * RL_LOG_ERR_CORRUPT and a message naming the index and the problem. The
  * store never serves data it could not verify, and never quietly starts
- * empty when it finds a damaged log. After RL_LOG_ERR_CORRUPT or
+ * empty when it finds a damaged log. The one thing open repairs is a torn
+ * tail: the last record of the last segment, written only in part by a
+ * save that a crash (power loss) interrupted before its fdatasync returned
+ * - that save was never acknowledged. It is cut and zeroed. A record is
+ * taken as torn only if a sector of it is still zero (unwritten) and no
+ * valid record follows it; any other damage is RL_LOG_ERR_CORRUPT.
+ * Limit: damage to the length field of the very last record that makes it
+ * look torn cannot be told from a torn write, so that record is cut. After RL_LOG_ERR_CORRUPT or
  * RL_LOG_ERR_IO, and after any failed commit (disk full included: whether
  * the data reached the disk is then unknown), the handle is stopped: every
  * later call except the getters of cached state and close returns
@@ -33,7 +42,10 @@
  * processes) on the same directory are refused with RL_LOG_ERR_BUSY.
  *
  * Values returned through pointers are copies unless stated otherwise; no
- * pointer into LMDB memory ever leaves this module.
+ * pointer into the module's buffers ever leaves it.
+ *
+ * Memory: the handle indexes every entry after the snapshot (about 32 bytes
+ * each); compaction bounds it. Disk: see struct rl_logstore_options.
  */
 #ifndef RL_LOGSTORE_H
 #define RL_LOGSTORE_H
@@ -63,8 +75,9 @@ enum rl_log_err {
 	                              * overwriting or un-committing a committed
 	                              * entry, commit beyond the log */
 	RL_LOG_ERR_CORRUPT = -8,     /* checksum mismatch or inconsistent log */
-	RL_LOG_ERR_IO = -9,          /* the OS or LMDB reported an I/O error */
-	RL_LOG_ERR_NOSPACE = -10,    /* disk full or map at map_size_max_bytes */
+	RL_LOG_ERR_IO = -9,          /* the OS reported an I/O error */
+	RL_LOG_ERR_NOSPACE = -10,    /* disk full or the segment files at
+	                              * map_size_max_bytes */
 	RL_LOG_ERR_NOMEM = -11,      /* out of memory */
 	RL_LOG_ERR_BUSY = -12,       /* directory already open by another handle */
 	RL_LOG_ERR_VERSION = -13,    /* not a raftbus log or another format */
@@ -75,24 +88,30 @@ enum rl_log_err {
 
 /* Most entries one rl_logstore_save() may write. */
 #define RL_LOG_BATCH_ENTRIES_MAX 8192u
-/* Most data bytes (sum of data_len) one rl_logstore_save() may write; keeps
- * one transaction's dirty pages well inside LMDB's limit. */
+/* Most data bytes (sum of data_len) one rl_logstore_save() may write (one
+ * record; a record larger than the segment size gets a segment of its
+ * own). */
 #define RL_LOG_BATCH_BYTES_MAX (64u * 1024u * 1024u)
-/* Bytes of the fixed header stored before each entry's data. */
+/* Bytes of the fixed header stored before each entry's data (with the
+ * entry's CRC-32C). */
 #define RL_LOG_ENTRY_HEADER_BYTES 28u
 /* Longest message rl_logstore_errmsg() returns, including the NUL. */
 #define RL_LOG_ERRMSG_MAX 256u
-/* Defaults of struct rl_logstore_options. */
+/* Defaults of struct rl_logstore_options (the names are from the LMDB
+ * implementation this module had; the meaning is now the WAL's). */
 #define RL_LOG_MAP_SIZE_DEFAULT_BYTES (64ull * 1024u * 1024u)
 #define RL_LOG_MAP_SIZE_MAX_DEFAULT_BYTES (64ull * 1024u * 1024u * 1024u)
 
 struct rl_logstore_options {
-	/* Initial LMDB map size (address space reserved, not disk used);
-	 * 0 = RL_LOG_MAP_SIZE_DEFAULT_BYTES. Rounded up by LMDB to the data
-	 * already stored. */
+	/* Size of each new segment file (created at this size and
+	 * zero-filled, so that appends never change the file size);
+	 * 0 = RL_LOG_MAP_SIZE_DEFAULT_BYTES; at least 256 KiB (else
+	 * RL_LOG_ERR_INVALID). Existing segments keep their size. */
 	uint64_t map_size_bytes;
-	/* The map doubles on demand up to this; then writes fail with
-	 * RL_LOG_ERR_NOSPACE. 0 = RL_LOG_MAP_SIZE_MAX_DEFAULT_BYTES. */
+	/* Most bytes of segment files together: a save that needs a new
+	 * segment past it fails with RL_LOG_ERR_NOSPACE, nothing written,
+	 * handle usable (a compaction may pass it: it frees space).
+	 * 0 = RL_LOG_MAP_SIZE_MAX_DEFAULT_BYTES. */
 	uint64_t map_size_max_bytes;
 	/* Called (on the calling thread, inside the failing call) with every
 	 * RL_LOG_ERR_CORRUPT / _IO / _NOSPACE error and its message, so that
@@ -103,8 +122,8 @@ struct rl_logstore_options {
 	void *log_ctx;
 };
 
-/* One atomic write. Parts are applied in this order, all in one fsync'd
- * LMDB transaction; if any part is refused nothing is written. */
+/* One atomic write. Parts are applied in this order, all in one record and
+ * one fdatasync; if any part is refused nothing is written. */
 struct rl_logstore_batch {
 	/* Snapshot to install (NULL = none). Must be newer than the current
 	 * snapshot (else RL_LOG_ERR_SNAPSHOT_STALE). If the log holds an entry
@@ -131,15 +150,17 @@ struct rl_logstore_batch {
 
 /*
  * Opens (creating if needed, mode 0700/0600) the log in directory dir and
- * checks it: the structure of the whole index sequence (no gap, stored index
- * = key, terms never going down, nothing at or below the snapshot index, the
- * last index the metadata records), the hard state against the log (commit
+ * checks it: every segment (name, sequence without gaps, size as created,
+ * header), the checksum of every record and of every entry, the structure
+ * of the whole index sequence (no gap, terms never going down, nothing at
+ * or below the snapshot index, no committed entry overwritten, every entry
+ * present), the hard state against the log after every record (commit
  * within [snapshot index, last index], the last term not above the hard
- * state term) and the checksum of every entry from the commit index on (the
- * part written by the latest, possibly interrupted, saves; older entries
- * are verified whenever read) and of every metadata record. The structural
- * walk reads every entry's header once: open time grows with the log
- * length, which compaction bounds.
+ * state term) and each segment's starting checkpoint against the segments
+ * before it. A torn tail is cut (see the top). Open reads every segment
+ * once: its time grows with the log length, which compaction bounds. A
+ * directory holding an LMDB log of an earlier build (data.mdb) is refused
+ * with RL_LOG_ERR_VERSION.
  * opts may be NULL (defaults). On success *out is a new handle, owned by the
  * caller, released with rl_logstore_close(). On failure *out is NULL and, if
  * errmsg is not NULL, a NUL-terminated reason (naming the index for
@@ -172,9 +193,10 @@ void rl_logstore_close(rl_logstore *ls);
  * truncating at or below the stored commit index, a last entry whose term is
  * above the resulting hard state term, a snapshot at or below the commit
  * index that contradicts the log).
- * Failed: _CORRUPT, _IO (handle stopped), _NOSPACE (map at
- * map_size_max_bytes: nothing written, handle usable; disk full at commit:
- * handle stopped), _NOMEM, _STOPPED.
+ * Failed: _CORRUPT, _IO (handle stopped), _NOSPACE (segment files at
+ * map_size_max_bytes or no disk space for a new segment: nothing written,
+ * handle usable; disk full at the write or sync: handle stopped), _NOMEM,
+ * _STOPPED.
  */
 int rl_logstore_save(rl_logstore *ls, const struct rl_logstore_batch *b);
 
@@ -183,7 +205,8 @@ int rl_logstore_save(rl_logstore *ls, const struct rl_logstore_batch *b);
  * (its state machine has applied it). The snapshot meta becomes {index,
  * term of the entry at index, conf}; conf NULL = the stored current
  * membership. term(index) keeps answering from the snapshot meta.
- * Atomic and fsync'd like save(). Errors: RL_LOG_ERR_COMPACTED (index <=
+ * Atomic and fsync'd like save(); then deletes the segment files that hold
+ * nothing still needed (a failure to delete is only logged via log_fn). Errors: RL_LOG_ERR_COMPACTED (index <=
  * snapshot index), _UNSAFE (index > commit index), _INVALID, _CORRUPT, _IO,
  * _NOSPACE, _NOMEM, _STOPPED.
  */
@@ -246,11 +269,12 @@ void rl_logstore_entries_free(struct rl_entry *entries);
  */
 void rl_logstore_storage(rl_logstore *ls, struct rl_storage *out);
 
-/* Current LMDB map size in bytes (grows on demand). No I/O. */
+/* Bytes of the segment files (grows by whole segments, shrinks on
+ * compaction). No I/O. */
 uint64_t rl_logstore_map_size(const rl_logstore *ls);
 
 /* Detail of the last failed call on ls (including the index and problem
- * for RL_LOG_ERR_CORRUPT, the LMDB/OS reason for I/O errors); "" if none.
+ * for RL_LOG_ERR_CORRUPT, the OS reason for I/O errors); "" if none.
  * Valid until the next call on ls. */
 const char *rl_logstore_errmsg(const rl_logstore *ls);
 

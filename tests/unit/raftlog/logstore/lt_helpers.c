@@ -5,7 +5,8 @@
 
 #include <criterion/criterion.h>
 #include <ftw.h>
-#include <lmdb.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,97 +164,6 @@ void lt_assert_range_term(rl_logstore *ls, rl_index lo, rl_index hi,
 	free(terms);
 }
 
-struct lt_raw {
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi entries;
-	MDB_dbi meta;
-};
-
-struct lt_raw *lt_raw_open(const char *dir)
-{
-	struct lt_raw *r = calloc(1, sizeof(*r));
-
-	cr_assert_not_null(r);
-	cr_assert_eq(mdb_env_create(&r->env), 0);
-	cr_assert_eq(mdb_env_set_maxdbs(r->env, 2), 0);
-	cr_assert_eq(mdb_env_open(r->env, dir, 0, 0600), 0);
-	cr_assert_eq(mdb_txn_begin(r->env, NULL, 0, &r->txn), 0);
-	cr_assert_eq(mdb_dbi_open(r->txn, "entries", 0, &r->entries), 0);
-	cr_assert_eq(mdb_dbi_open(r->txn, "meta", 0, &r->meta), 0);
-	return r;
-}
-
-static void lt_key(uint8_t kb[8], rl_index i)
-{
-	for (int b = 0; b < 8; b++)
-		kb[b] = (uint8_t)(i >> (56 - 8 * b));
-}
-
-void lt_raw_put_entry(struct lt_raw *r, rl_index i, const void *val,
-		      size_t len)
-{
-	uint8_t kb[8];
-	MDB_val k = { 8, kb }, v = { len, (void *)val };
-
-	lt_key(kb, i);
-	cr_assert_eq(mdb_put(r->txn, r->entries, &k, &v, 0), 0);
-}
-
-size_t lt_raw_get_entry(struct lt_raw *r, rl_index i, void *buf, size_t cap)
-{
-	uint8_t kb[8];
-	MDB_val k = { 8, kb }, v;
-
-	lt_key(kb, i);
-	cr_assert_eq(mdb_get(r->txn, r->entries, &k, &v), 0);
-	cr_assert_leq(v.mv_size, cap);
-	memcpy(buf, v.mv_data, v.mv_size);
-	return v.mv_size;
-}
-
-void lt_raw_del_entry(struct lt_raw *r, rl_index i)
-{
-	uint8_t kb[8];
-	MDB_val k = { 8, kb };
-
-	lt_key(kb, i);
-	cr_assert_eq(mdb_del(r->txn, r->entries, &k, NULL), 0);
-}
-
-void lt_raw_drop_entries(struct lt_raw *r)
-{
-	cr_assert_eq(mdb_drop(r->txn, r->entries, 0), 0);
-}
-
-void lt_raw_flip_meta(struct lt_raw *r, const char *name, size_t off)
-{
-	MDB_val k = { strlen(name), (void *)name }, v;
-	uint8_t buf[512];
-
-	cr_assert_eq(mdb_get(r->txn, r->meta, &k, &v), 0);
-	cr_assert_lt(off, v.mv_size);
-	cr_assert_leq(v.mv_size, sizeof(buf));
-	memcpy(buf, v.mv_data, v.mv_size);
-	buf[off] ^= 0x01;
-	v.mv_data = buf;
-	cr_assert_eq(mdb_put(r->txn, r->meta, &k, &v, 0), 0);
-}
-
-void lt_raw_del_meta(struct lt_raw *r, const char *name)
-{
-	MDB_val k = { strlen(name), (void *)name };
-
-	cr_assert_eq(mdb_del(r->txn, r->meta, &k, NULL), 0);
-}
-
-void lt_raw_close(struct lt_raw *r)
-{
-	cr_assert_eq(mdb_txn_commit(r->txn), 0);
-	mdb_env_close(r->env);
-	free(r);
-}
-
 static void lt_le(uint8_t *p, uint64_t v, int bytes)
 {
 	for (int b = 0; b < bytes; b++)
@@ -272,4 +182,155 @@ size_t lt_make_record(uint8_t *buf, rl_index i, rl_term t, uint8_t type,
 	memcpy(buf + RL_LOG_ENTRY_HEADER_BYTES, data, len);
 	lt_le(buf + 24, rl_crc32c(rl_crc32c(0, buf, 24), data, len), 4);
 	return RL_LOG_ENTRY_HEADER_BYTES + len;
+}
+
+static int lt_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted segment names of dir (names sort in sequence order: fixed-width
+ * hex). Returns how many; *names malloc()ed, each name too. */
+static size_t lt_seg_names(const char *dir, char ***names)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0, cap = 64;
+	char **v = calloc(cap, sizeof(*v));
+
+	cr_assert_not_null(d);
+	cr_assert_not_null(v);
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		if (len < 4 || strcmp(de->d_name + len - 4, ".wal") != 0)
+			continue;
+		cr_assert_lt(n, cap, "too many segments for the helper");
+		v[n++] = strdup(de->d_name);
+	}
+	closedir(d);
+	qsort(v, n, sizeof(*v), lt_cmp_str);
+	*names = v;
+	return n;
+}
+
+static void lt_free_names(char **v, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		free(v[k]);
+	free(v);
+}
+
+size_t lt_seg_count(const char *dir)
+{
+	char **v;
+	size_t n = lt_seg_names(dir, &v);
+
+	lt_free_names(v, n);
+	return n;
+}
+
+char *lt_seg_path(const char *dir, size_t k)
+{
+	char **v, *path;
+	size_t n = lt_seg_names(dir, &v);
+
+	cr_assert_lt(k, n, "no segment %zu in %s", k, dir);
+	cr_assert_gt(asprintf(&path, "%s/%s", dir, v[k]), 0);
+	lt_free_names(v, n);
+	return path;
+}
+
+uint8_t *lt_read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat sb;
+	uint8_t *buf;
+
+	cr_assert_geq(fd, 0, "open %s", path);
+	cr_assert_eq(fstat(fd, &sb), 0);
+	buf = malloc((size_t)sb.st_size + 1);
+	cr_assert_not_null(buf);
+	cr_assert_eq(pread(fd, buf, (size_t)sb.st_size, 0), sb.st_size);
+	close(fd);
+	*len = (size_t)sb.st_size;
+	return buf;
+}
+
+void lt_write_file(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC);
+
+	cr_assert_geq(fd, 0, "open %s", path);
+	cr_assert_eq(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+}
+
+uint64_t lt_find_entry(const char *dir, rl_index i, rl_term t, char **path)
+{
+	uint8_t rec[RL_LOG_ENTRY_HEADER_BYTES + 300], data[300];
+	uint32_t dlen = lt_data_len(i, t);
+	size_t rlen, n = lt_seg_count(dir);
+
+	lt_fill(data, dlen, i, t);
+	rlen = lt_make_record(rec, i, t, RL_ENTRY_NORMAL, data, dlen);
+	for (size_t k = n; k-- > 0;) {
+		char *p = lt_seg_path(dir, k);
+		size_t len;
+		uint8_t *file = lt_read_file(p, &len);
+		uint8_t *hit = memmem(file, len, rec, rlen);
+		if (hit != NULL) {
+			uint64_t off = (uint64_t)(hit - file);
+			free(file);
+			*path = p;
+			return off;
+		}
+		free(file);
+		free(p);
+	}
+	cr_assert_fail("entry %llu term %llu not found in %s",
+		       (unsigned long long)i, (unsigned long long)t, dir);
+	return 0;
+}
+
+void lt_flip(const char *path, uint64_t off, uint8_t mask)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+
+	cr_assert_geq(fd, 0, "open %s", path);
+	cr_assert_eq(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= mask;
+	cr_assert_eq(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+}
+
+void lt_append_raw_batch(const char *dir, rl_index first, size_t n, rl_term t)
+{
+	char *path = lt_seg_path(dir, lt_seg_count(dir) - 1);
+	size_t len, pos, plen = 8;
+	uint8_t *file = lt_read_file(path, &len), data[300];
+	uint8_t *rec = calloc(1, 16 + n * (RL_LOG_ENTRY_HEADER_BYTES + 300) + 8);
+
+	cr_assert_not_null(rec);
+	/* After the last non-zero byte, 8-byte aligned: where the next
+	 * record would go. */
+	for (pos = len; pos > 0 && file[pos - 1] == 0; pos--)
+		;
+	pos = (pos + 7) & ~(size_t)7;
+	rec[8] = 3; /* LS_REC_BATCH, no flags */
+	lt_le(rec + 12, n, 4);
+	for (size_t k = 0; k < n; k++) {
+		uint32_t dlen = lt_data_len(first + k, t);
+		lt_fill(data, dlen, first + k, t);
+		plen += lt_make_record(rec + 8 + plen, first + k, t,
+				       RL_ENTRY_NORMAL, data, dlen);
+	}
+	lt_le(rec, plen, 4);
+	lt_le(rec + 4, rl_crc32c(0, rec + 8, plen), 4);
+	cr_assert_leq(pos + 8 + plen, len);
+	memcpy(file + pos, rec, 8 + plen);
+	lt_write_file(path, file, len);
+	free(rec);
+	free(file);
+	free(path);
 }

@@ -51,24 +51,26 @@ void lt_assert_entries(rl_logstore *ls, rl_index lo, rl_index hi,
 void lt_assert_range_term(rl_logstore *ls, rl_index lo, rl_index hi,
 			  rl_term t);
 
-/* Raw LMDB access for corruption tests: opens the store's environment in
- * dir directly (the store must be closed). */
-struct lt_raw;
-struct lt_raw *lt_raw_open(const char *dir);
-/* Replaces the value of entry key i (or inserts it). */
-void lt_raw_put_entry(struct lt_raw *r, rl_index i, const void *val,
-		      size_t len);
-/* Copies the stored value of entry i into buf (max cap bytes); returns its
- * length. */
-size_t lt_raw_get_entry(struct lt_raw *r, rl_index i, void *buf, size_t cap);
-void lt_raw_del_entry(struct lt_raw *r, rl_index i);
-/* Empties the entries database. */
-void lt_raw_drop_entries(struct lt_raw *r);
-/* Flips one bit of byte off of meta record name. */
-void lt_raw_flip_meta(struct lt_raw *r, const char *name, size_t off);
-void lt_raw_del_meta(struct lt_raw *r, const char *name);
-/* Commits and closes. */
-void lt_raw_close(struct lt_raw *r);
+/* Raw access to the segment files for corruption tests (the layout is
+ * documented at the top of raftlog/logstore.c and in raftlog/wal.h). */
+/* Number of segment files (*.wal) in dir. */
+size_t lt_seg_count(const char *dir);
+/* Path of the k-th segment of dir in sequence order (malloc()ed). */
+char *lt_seg_path(const char *dir, size_t k);
+/* Whole file into a malloc()ed buffer; *len its size. */
+uint8_t *lt_read_file(const char *path, size_t *len);
+/* Replaces the file's content by buf (same or other size). */
+void lt_write_file(const char *path, const void *buf, size_t len);
+/* Finds the stored entry (i, t) with its lt_fill() payload in the
+ * segments of dir; returns the file offset of its header and sets *path
+ * (malloc()ed) to its segment. Asserts it is found. */
+uint64_t lt_find_entry(const char *dir, rl_index i, rl_term t, char **path);
+/* XORs the byte at off of path with mask. */
+void lt_flip(const char *path, uint64_t off, uint8_t mask);
+/* Appends a well-formed, checksummed batch record holding entries
+ * [first, first + n) of term t (lt_fill() payloads) after the last record
+ * of dir's last segment: only what it says is wrong, not its checksums. */
+void lt_append_raw_batch(const char *dir, rl_index first, size_t n, rl_term t);
 
 /* Builds a valid stored entry record (header with CRC-32C, then data) as
  * logstore.c lays it out; returns its length. buf must hold

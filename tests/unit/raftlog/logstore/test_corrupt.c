@@ -1,11 +1,13 @@
 /*
- * test_corrupt.c - a damaged or inconsistent log stops the member with
- * RL_LOG_ERR_CORRUPT and a message naming the index and the problem; it is
- * never served and never quietly replaced by an empty log.
+ * test_corrupt.c - a damaged or inconsistent write-ahead log stops the
+ * member with RL_LOG_ERR_CORRUPT and a message naming the index and the
+ * problem; it is never served and never quietly replaced by an empty or
+ * shorter log. Only a torn tail (the last write, interrupted before its
+ * fdatasync returned) is cut, and that loses only the unacknowledged save.
  *
- * Each test writes a log through the API, closes it, damages it (through
- * LMDB directly, or by flipping a byte in the data file) and reopens.
- * The standard log: entries 1..10, terms 1 (1..4) and 2 (5..10), commit 6.
+ * Each test writes a log through the API, damages its segment files
+ * directly and reopens. The standard log: entries 1..10, terms 1 (1..4) and
+ * 2 (5..10), commit 6, written by two saves (two records).
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -30,16 +32,15 @@ static void write_standard_log(void)
 	rl_logstore_close(ls);
 }
 
-/* Opens and expects RL_LOG_ERR_CORRUPT with every fragment in the
- * message. */
-static void assert_open_corrupt(const char *frag1, const char *frag2)
+/* Opens and expects err with every fragment in the message. */
+static void assert_open_fails(int want, const char *frag1, const char *frag2)
 {
 	char msg[RL_LOG_ERRMSG_MAX];
 	rl_logstore *ls = (void *)1;
 	int err = rl_logstore_open(lt_dir, NULL, &ls, msg, sizeof(msg));
 
-	cr_assert_eq(err, RL_LOG_ERR_CORRUPT, "open gave %s (%s)",
-		     rl_logstore_strerror(err), msg);
+	cr_assert_eq(err, want, "open gave %s (%s)", rl_logstore_strerror(err),
+		     msg);
 	cr_assert_null(ls);
 	cr_assert(strstr(msg, frag1), "message '%s' lacks '%s'", msg, frag1);
 	if (frag2 != NULL)
@@ -47,45 +48,57 @@ static void assert_open_corrupt(const char *frag1, const char *frag2)
 			  frag2);
 }
 
-static void flip_entry_byte(rl_index i, size_t off)
+static void assert_open_corrupt(const char *frag1, const char *frag2)
 {
-	struct lt_raw *r = lt_raw_open(lt_dir);
-	uint8_t rec[512];
-	size_t len = lt_raw_get_entry(r, i, rec, sizeof(rec));
-
-	cr_assert_lt(off, len);
-	rec[off] ^= 0x40;
-	lt_raw_put_entry(r, i, rec, len);
-	lt_raw_close(r);
+	assert_open_fails(RL_LOG_ERR_CORRUPT, frag1, frag2);
 }
 
-/* Entries after the commit index are checked at open. */
-Test(corrupt, flipped_data_byte_in_tail_fails_open)
+static void flip_entry_byte(rl_index i, rl_term t, size_t off)
+{
+	char *path;
+	uint64_t at = lt_find_entry(lt_dir, i, t, &path);
+
+	lt_flip(path, at + off, 0x40);
+	free(path);
+}
+
+/* A bit flip in the last record is not a torn write (every sector of it
+ * was written): corruption, not a silently shortened log. */
+Test(corrupt, flipped_data_byte_in_last_record_fails_open)
 {
 	write_standard_log();
-	flip_entry_byte(9, RL_LOG_ENTRY_HEADER_BYTES);
+	flip_entry_byte(9, 2, RL_LOG_ENTRY_HEADER_BYTES);
 	assert_open_corrupt("index 9", "checksum mismatch");
 }
 
 Test(corrupt, flipped_term_byte_fails_open)
 {
 	write_standard_log();
-	flip_entry_byte(8, 0); /* low byte of the term */
+	flip_entry_byte(8, 2, 0); /* low byte of the term */
 	assert_open_corrupt("index 8", "checksum");
 }
 
-/* Committed entries are not all checksummed at open (bounded open time);
- * every read verifies, and the handle stops at the first mismatch. */
-Test(corrupt, flipped_committed_entry_fails_every_read_of_it)
+/* Open verifies every record, committed ones included. */
+Test(corrupt, flipped_committed_entry_fails_open)
 {
 	write_standard_log();
-	flip_entry_byte(3, RL_LOG_ENTRY_HEADER_BYTES + 1);
+	flip_entry_byte(3, 1, RL_LOG_ENTRY_HEADER_BYTES + 1);
+	assert_open_corrupt("index 3", "checksum mismatch");
+}
+
+/* Damage after open (the disk returns other bytes than were written):
+ * every read verifies, and the handle stops at the first mismatch. */
+Test(corrupt, damage_under_an_open_handle_fails_the_read_and_stops)
+{
+	write_standard_log();
 	rl_logstore *ls = lt_open(lt_dir);
 	struct rl_entry *e = (void *)1;
 	size_t n = 5;
 	rl_term t;
 
+	flip_entry_byte(3, 1, RL_LOG_ENTRY_HEADER_BYTES + 1);
 	cr_assert_eq(rl_logstore_term(ls, 2, &t), 0);
+	cr_assert_eq(t, 1);
 	cr_assert_eq(rl_logstore_entries(ls, 1, 11, UINT64_MAX, &e, &n),
 		     RL_LOG_ERR_CORRUPT);
 	cr_assert_null(e);
@@ -96,154 +109,124 @@ Test(corrupt, flipped_committed_entry_fails_every_read_of_it)
 	cr_assert_eq(rl_logstore_term(ls, 2, &t), RL_LOG_ERR_STOPPED);
 	cr_assert_eq(lt_append(ls, 11, 1, 2, NULL), RL_LOG_ERR_STOPPED);
 	rl_logstore_close(ls);
-	ls = lt_open(lt_dir);
-	cr_assert_eq(rl_logstore_term(ls, 3, &t), RL_LOG_ERR_CORRUPT);
-	cr_assert(strstr(rl_logstore_errmsg(ls), "index 3"), "%s",
-		  rl_logstore_errmsg(ls));
-	rl_logstore_close(ls);
+	assert_open_corrupt("index 3", "checksum");
 }
 
-/* Corruption "on the platter": find the entry's bytes in data.mdb by a
- * marker, flip one, reopen. */
-Test(corrupt, flipped_byte_in_data_file_is_found)
+/* The hard state is checksummed with its record. */
+Test(corrupt, damaged_hard_state_fails_open)
 {
-	rl_logstore *ls = lt_open(lt_dir);
-	struct rl_hard_state hs = { .term = 1, .commit = 0 };
-	uint8_t marker[64];
-	struct rl_entry e = { .term = 1, .index = 1, .data_len = 64,
-			      .data = marker };
-	struct rl_logstore_batch b = { .entries = &e, .entries_n = 1,
-				       .hard_state = &hs };
-	char path[512];
-	struct stat sb;
+	uint8_t hs[24] = { 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+			   6, 0, 0, 0, 0, 0, 0, 0 };
+	size_t len;
 
-	for (int k = 0; k < 64; k++)
-		marker[k] = (uint8_t)("raftbus-corruption-marker"[k % 25] + k);
-	cr_assert_eq(rl_logstore_save(ls, &b), 0);
-	rl_logstore_close(ls);
-	snprintf(path, sizeof(path), "%s/data.mdb", lt_dir);
-	int fd = open(path, O_RDWR);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(fstat(fd, &sb), 0);
-	uint8_t *file = malloc((size_t)sb.st_size);
-	cr_assert_not_null(file);
-	cr_assert_eq(pread(fd, file, (size_t)sb.st_size, 0), sb.st_size);
-	uint8_t *hit = memmem(file, (size_t)sb.st_size, marker, 64);
-	cr_assert_not_null(hit, "marker not found in data.mdb");
-	uint8_t flipped = hit[40] ^ 0x01;
-	cr_assert_eq(pwrite(fd, &flipped, 1, (hit - file) + 40), 1);
-	close(fd);
+	write_standard_log();
+	char *path = lt_seg_path(lt_dir, 0);
+	uint8_t *file = lt_read_file(path, &len);
+	uint8_t *hit = memmem(file, len, hs, sizeof(hs));
+	cr_assert_not_null(hit, "hard state {2, 1, 6} not found");
+	lt_flip(path, (uint64_t)(hit - file) + 8, 0x02); /* the vote */
 	free(file);
-	assert_open_corrupt("index 1", "checksum mismatch");
+	free(path);
+	assert_open_corrupt("segment 0", "checksum mismatch");
 }
 
-Test(corrupt, commit_beyond_last_index_fails_open)
+/* A segment cut short (a copy that stopped, a truncate): the file is
+ * smaller than it was created, whatever records survive. */
+Test(corrupt, truncated_segment_fails_open)
 {
+	size_t len;
+
 	write_standard_log();
-	struct lt_raw *r = lt_raw_open(lt_dir);
-	for (rl_index i = 5; i <= 10; i++)
-		lt_raw_del_entry(r, i); /* lost writes: log ends at 4 */
-	lt_raw_close(r);
-	assert_open_corrupt("commit index 6 is beyond the last log index 4",
-			    NULL);
+	char *path = lt_seg_path(lt_dir, 0);
+	uint8_t *file = lt_read_file(path, &len);
+	lt_write_file(path, file, len / 2);
+	free(file);
+	free(path);
+	assert_open_corrupt("truncated", NULL);
 }
 
-Test(corrupt, missing_uncommitted_tail_fails_open)
+/* Log with small segments: entries 1..n of term 1 in batches of 16, commit
+ * following, so that it spans several segments. */
+static void write_long_log(rl_index n)
 {
-	write_standard_log();
-	struct lt_raw *r = lt_raw_open(lt_dir);
-	lt_raw_del_entry(r, 10);
-	lt_raw_del_entry(r, 9);
-	lt_raw_close(r);
-	assert_open_corrupt("index 9", "missing");
+	struct rl_logstore_options o = { .map_size_bytes = 256 * 1024 };
+	struct rl_hard_state hs = { .term = 1, .vote = 1 };
+	char msg[RL_LOG_ERRMSG_MAX];
+	rl_logstore *ls;
+
+	cr_assert_eq(rl_logstore_open(lt_dir, &o, &ls, msg, sizeof(msg)), 0,
+		     "%s", msg);
+	for (rl_index i = 1; i <= n; i += 16) {
+		hs.commit = i - 1;
+		cr_assert_eq(lt_append(ls, i, 16, 1, &hs), 0, "%s",
+			     rl_logstore_errmsg(ls));
+	}
+	rl_logstore_close(ls);
 }
 
-/* The whole log gone behind the metadata's back: never "rejoin empty". */
-Test(corrupt, missing_log_fails_open)
+Test(corrupt, missing_middle_segment_fails_open)
 {
-	write_standard_log();
-	struct lt_raw *r = lt_raw_open(lt_dir);
-	lt_raw_drop_entries(r);
-	lt_raw_close(r);
-	assert_open_corrupt("commit index 6", "last log index 0");
+	write_long_log(16 * 400);
+	cr_assert_geq(lt_seg_count(lt_dir), 3);
+	char *path = lt_seg_path(lt_dir, 1);
+	cr_assert_eq(unlink(path), 0);
+	free(path);
+	assert_open_corrupt("segment 1 is missing", NULL);
 }
 
-Test(corrupt, gap_in_committed_entries_fails_open)
+/* The oldest segment deleted behind the store's back while it still held
+ * live entries: never "rejoin with a shorter log". */
+Test(corrupt, missing_first_segment_fails_open)
 {
-	write_standard_log();
-	struct lt_raw *r = lt_raw_open(lt_dir);
-	lt_raw_del_entry(r, 4);
-	lt_raw_close(r);
-	assert_open_corrupt("index 5", "gap");
+	write_long_log(16 * 200);
+	char *path = lt_seg_path(lt_dir, 0);
+	cr_assert_eq(unlink(path), 0);
+	free(path);
+	assert_open_corrupt("index 1:", "entry missing");
 }
 
-Test(corrupt, record_under_wrong_key_fails_open)
-{
-	write_standard_log();
-	struct lt_raw *r = lt_raw_open(lt_dir);
-	uint8_t rec[512];
-	size_t len = lt_raw_get_entry(r, 2, rec, sizeof(rec));
-	lt_raw_put_entry(r, 3, rec, len); /* a valid record, wrong place */
-	lt_raw_close(r);
-	assert_open_corrupt("index 3", "stored index 2");
-}
-
-/* Stores a valid record (right CRC and stored index) of entry i, term t,
- * straight into the closed store's LMDB: only its place in the log is
- * wrong, so open must find it by the log's rules, not by a checksum. */
-static void put_valid_record(rl_index i, rl_term t)
-{
-	struct lt_raw *r = lt_raw_open(lt_dir);
-	uint8_t rec[64], data[4] = { 1, 2, 3, 4 };
-	size_t len = lt_make_record(rec, i, t, RL_ENTRY_NORMAL, data, 4);
-	lt_raw_put_entry(r, i, rec, len);
-	lt_raw_close(r);
-}
-
+/* Well-formed, checksummed records that break the log's rules: open
+ * checks the log's structure, not only checksums. */
 Test(corrupt, term_going_down_fails_open)
 {
 	write_standard_log();
-	/* A well-formed, checksummed record of term 1 after term 2. */
-	put_valid_record(6, 1);
-	assert_open_corrupt("index 6", "term 1 is lower than the term 2");
+	lt_append_raw_batch(lt_dir, 11, 1, 1);
+	assert_open_corrupt("index 11", "term 1 is lower than the term 2");
 }
 
-Test(corrupt, entry_below_snapshot_fails_open)
+Test(corrupt, gap_fails_open)
 {
 	write_standard_log();
-	rl_logstore *ls = lt_open(lt_dir);
-	cr_assert_eq(rl_logstore_compact(ls, 5, NULL), 0);
-	rl_logstore_close(ls);
-	put_valid_record(3, 1);
-	assert_open_corrupt("index 3", "at or below the snapshot index 5");
+	lt_append_raw_batch(lt_dir, 13, 1, 2);
+	assert_open_corrupt("index 13", "gap");
 }
 
-Test(corrupt, damaged_hard_state_record_fails_open)
+Test(corrupt, overwriting_committed_entry_fails_open)
 {
 	write_standard_log();
-	struct lt_raw *r = lt_raw_open(lt_dir);
-	lt_raw_flip_meta(r, "state", 8); /* the vote */
-	lt_raw_close(r);
-	assert_open_corrupt("'state'", "checksum");
+	lt_append_raw_batch(lt_dir, 5, 1, 2);
+	assert_open_corrupt("index 5", "committed");
 }
 
-Test(corrupt, lost_metadata_with_entries_fails_open)
+Test(corrupt, entry_above_hard_state_term_fails_open)
 {
 	write_standard_log();
-	struct lt_raw *r = lt_raw_open(lt_dir);
-	lt_raw_del_meta(r, "version");
-	lt_raw_del_meta(r, "state");
-	lt_raw_del_meta(r, "snapshot");
-	lt_raw_del_meta(r, "conf");
-	lt_raw_close(r);
-	assert_open_corrupt("metadata missing", "10 entries");
+	lt_append_raw_batch(lt_dir, 11, 1, 3);
+	assert_open_corrupt("index 11", "above the hard state term 2");
 }
 
-Test(corrupt, lost_snapshot_record_fails_open)
+Test(corrupt, foreign_segment_is_a_version_error)
 {
+	char path[512];
+	uint8_t junk[4096];
+
 	write_standard_log();
-	struct lt_raw *r = lt_raw_open(lt_dir);
-	lt_raw_del_meta(r, "snapshot");
-	lt_raw_close(r);
-	assert_open_corrupt("'snapshot'", "missing");
+	snprintf(path, sizeof(path), "%s/0000000000000001-0000000000000001.wal",
+		 lt_dir);
+	FILE *f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	memset(junk, 0x5a, sizeof(junk));
+	cr_assert_eq(fwrite(junk, 1, sizeof(junk), f), sizeof(junk));
+	fclose(f);
+	assert_open_fails(RL_LOG_ERR_VERSION, "not a raftbus log segment", NULL);
 }

@@ -28,6 +28,8 @@
 
 #include "lt_helpers.h"
 
+TestSuite(crash, .init = lt_setup, .fini = lt_teardown, .timeout = 60);
+
 #define CRASH_ROUNDS 12
 /* Operations one child runs at most (it is normally killed first). */
 #define CRASH_OPS_MAX 1200u
@@ -39,6 +41,8 @@
 #define CRASH_DELAY_SPAN_US 150000u
 /* Longest wait for a child's first acknowledged operation. */
 #define CRASH_FIRST_OP_TIMEOUT_MS 10000
+/* Segment size of the child's log (the smallest allowed). */
+#define CRASH_SEGMENT_BYTES (256u * 1024u)
 
 enum op_kind { OP_SAVE, OP_COMPACT };
 
@@ -139,7 +143,11 @@ static void run_child(const char *path, uint64_t seed, int fd)
 	struct crash_pos p;
 	struct op op;
 
-	if (rl_logstore_open(path, NULL, &ls, msg, sizeof(msg)) != 0) {
+	/* Small segments: kills also land in segment creation and in the
+	 * deletion of segments after a compaction. */
+	struct rl_logstore_options o = { .map_size_bytes = CRASH_SEGMENT_BYTES };
+
+	if (rl_logstore_open(path, &o, &ls, msg, sizeof(msg)) != 0) {
 		fprintf(stderr, "child open: %s\n", msg);
 		_exit(2);
 	}
@@ -271,8 +279,7 @@ static uint32_t run_round(const char *path, uint64_t seed, uint64_t delay_us,
 	return reported;
 }
 
-Test(crash, killed_member_keeps_every_acknowledged_batch, .timeout = 60,
-     .init = lt_setup, .fini = lt_teardown)
+Test(crash, killed_member_keeps_every_acknowledged_batch)
 {
 	/* RL_CRASH_SEED replays an operation sequence (kill moments stay
 	 * timing-dependent). */
@@ -329,4 +336,174 @@ Test(crash, killed_member_keeps_every_acknowledged_batch, .timeout = 60,
 	cr_assert_geq(total, CRASH_ROUNDS, "a child made no progress");
 	free(m.terms);
 	free(next.terms);
+}
+
+/* ---- power loss: torn writes --------------------------------------------
+ * A power loss during a save (after its pwrite, before its fdatasync
+ * returned) can leave any subset of the record's sectors on disk; unwritten
+ * sectors read as the zeros the segment was filled with. Such a save was
+ * never acknowledged: open must cut it (and zero it, so later appends
+ * start clean) and return the log as it was before it - nothing older.
+ * The images are built from the segment file before and after one save. */
+
+#define TORN_SECTOR_BYTES 512u
+/* Matches WAL_TORN_TAIL_MIN_BYTES (raftlog/wal.h): a shorter zero run at
+ * the record's end is not taken as a lost sector. */
+#define TORN_TAIL_MIN_BYTES 32u
+
+struct torn_fixture {
+	char *path;     /* the segment */
+	uint8_t *before, *after;
+	size_t len;
+	size_t s, e;    /* the second save's record: [s, e) */
+};
+
+/* Entries 1..4 (term 1), then the save that is torn: 5..24 (term 2), so
+ * that its record spans several sectors. */
+static void torn_setup(struct torn_fixture *f)
+{
+	struct rl_hard_state hs = { .term = 2, .vote = 1, .commit = 2 };
+	rl_logstore *ls = lt_open(lt_dir);
+	size_t len2;
+
+	cr_assert_eq(lt_append(ls, 1, 4, 1, &hs), 0);
+	f->path = lt_seg_path(lt_dir, 0);
+	f->before = lt_read_file(f->path, &f->len);
+	hs.commit = 10;
+	cr_assert_eq(lt_append(ls, 5, 20, 2, &hs), 0);
+	f->after = lt_read_file(f->path, &len2);
+	rl_logstore_close(ls);
+	cr_assert_eq(len2, f->len);
+	for (f->s = 0; f->s < f->len && f->before[f->s] == f->after[f->s];)
+		f->s++;
+	for (f->e = f->len; f->e > f->s && f->before[f->e - 1] == f->after[f->e - 1];)
+		f->e--;
+	cr_assert_gt(f->e - f->s, 3 * TORN_SECTOR_BYTES, "record too small");
+}
+
+static void torn_teardown(struct torn_fixture *f)
+{
+	free(f->path);
+	free(f->before);
+	free(f->after);
+}
+
+/* Opens the image, expects the log before the torn save, and that open
+ * zeroed the torn bytes; then appends and reopens. */
+static void assert_cut(struct torn_fixture *f, const uint8_t *image,
+		       const char *what)
+{
+	rl_term t1[4] = { 1, 1, 1, 1 };
+	struct rl_hard_state hs;
+	size_t len;
+
+	lt_write_file(f->path, image, f->len);
+	rl_logstore *ls = lt_open(lt_dir);
+	cr_assert_eq(rl_logstore_last_index(ls), 4, "%s", what);
+	rl_logstore_hard_state(ls, &hs);
+	cr_assert_eq(hs.commit, 2, "%s", what);
+	lt_assert_entries(ls, 1, 4, t1);
+	rl_logstore_close(ls);
+	uint8_t *now = lt_read_file(f->path, &len);
+	cr_assert_eq(memcmp(now, f->before, f->len), 0,
+		     "%s: the torn bytes were not zeroed", what);
+	free(now);
+	ls = lt_open(lt_dir);
+	hs.commit = 3;
+	cr_assert_eq(lt_append(ls, 5, 2, 3, &(struct rl_hard_state){
+				       .term = 3, .vote = 2, .commit = 3 }),
+		     0, "%s", rl_logstore_errmsg(ls));
+	rl_logstore_close(ls);
+	ls = lt_open(lt_dir);
+	cr_assert_eq(rl_logstore_last_index(ls), 6, "%s", what);
+	lt_assert_range_term(ls, 5, 6, 3);
+	rl_logstore_close(ls);
+}
+
+/* Only a prefix of the record's sectors reached the disk. */
+Test(crash, torn_prefix_of_a_save_is_cut)
+{
+	struct torn_fixture f;
+	char what[64];
+	int cases = 0;
+
+	torn_setup(&f);
+	uint8_t *image = malloc(f.len);
+	cr_assert_not_null(image);
+	/* Cut points: the record's start (nothing written) and each sector
+	 * boundary inside it. */
+	for (size_t c = f.s; c < f.e;
+	     c = (c / TORN_SECTOR_BYTES + 1) * TORN_SECTOR_BYTES) {
+		size_t rest = f.e - c;
+		if (c != f.s && rest < TORN_SECTOR_BYTES &&
+		    rest < TORN_TAIL_MIN_BYTES)
+			continue;
+		memcpy(image, f.before, f.len);
+		memcpy(image + f.s, f.after + f.s, c - f.s);
+		snprintf(what, sizeof(what), "prefix of %zu bytes", c - f.s);
+		assert_cut(&f, image, what);
+		cases++;
+	}
+	cr_assert_geq(cases, 3);
+	free(image);
+	torn_teardown(&f);
+}
+
+/* Sectors reach the disk out of order: a middle one is missing. */
+Test(crash, torn_save_with_a_missing_middle_sector_is_cut)
+{
+	struct torn_fixture f;
+
+	torn_setup(&f);
+	uint8_t *image = malloc(f.len);
+	cr_assert_not_null(image);
+	size_t hole = (f.s / TORN_SECTOR_BYTES + 1) * TORN_SECTOR_BYTES;
+	memcpy(image, f.after, f.len);
+	memset(image + hole, 0, TORN_SECTOR_BYTES);
+	assert_cut(&f, image, "middle sector missing");
+	/* Header sector missing, later ones written. */
+	memcpy(image, f.after, f.len);
+	memset(image + f.s, 0, hole - f.s);
+	assert_cut(&f, image, "first sector missing");
+	free(image);
+	torn_teardown(&f);
+}
+
+/* The whole record reached the disk although fdatasync did not return:
+ * the save is kept (it may be acknowledged by then or not; both are
+ * allowed, nothing else). */
+Test(crash, complete_unsynced_save_is_kept)
+{
+	struct torn_fixture f;
+
+	torn_setup(&f);
+	lt_write_file(f.path, f.after, f.len);
+	rl_logstore *ls = lt_open(lt_dir);
+	cr_assert_eq(rl_logstore_last_index(ls), 24);
+	lt_assert_range_term(ls, 5, 24, 2);
+	rl_logstore_close(ls);
+	torn_teardown(&f);
+}
+
+/* A torn record followed by a complete one cannot be a torn write (only the
+ * last write can be torn): corruption, never cut. */
+Test(crash, damaged_record_before_a_valid_one_is_corrupt)
+{
+	struct torn_fixture f;
+	char msg[RL_LOG_ERRMSG_MAX];
+	rl_logstore *ls;
+
+	torn_setup(&f);
+	ls = lt_open(lt_dir);
+	cr_assert_eq(lt_append(ls, 25, 2, 2, NULL), 0);
+	rl_logstore_close(ls);
+	size_t len;
+	uint8_t *image = lt_read_file(f.path, &len);
+	size_t hole = (f.s / TORN_SECTOR_BYTES + 1) * TORN_SECTOR_BYTES;
+	memset(image + hole, 0, TORN_SECTOR_BYTES);
+	lt_write_file(f.path, image, len);
+	cr_assert_eq(rl_logstore_open(lt_dir, NULL, &ls, msg, sizeof(msg)),
+		     RL_LOG_ERR_CORRUPT, "%s", msg);
+	free(image);
+	torn_teardown(&f);
 }

@@ -1,5 +1,5 @@
 /*
- * test_logstore.c - behaviour of the LMDB log store that the Raft core and
+ * test_logstore.c - behaviour of the log store that the Raft core and
  * the broker rely on: entries read back as written, hard state and snapshot
  * meta persisted, truncate+append atomic, compaction, snapshot install,
  * reopen gives the same state, bad writes refused with nothing changed.
@@ -553,8 +553,11 @@ Test(logstore, reopen_gives_identical_state)
 	rl_logstore_close(ls);
 }
 
-/* The map starts small and grows on MDB_MAP_FULL, up to its bound. */
-Test(logstore, map_grows_on_demand_up_to_its_bound)
+/* map_size_bytes is the segment size: the log rolls to new segments as
+ * it grows, up to map_size_max_bytes of segment files; then a save fails
+ * with RL_LOG_ERR_NOSPACE, writes nothing and leaves the handle usable;
+ * compaction deletes the segments it no longer needs. */
+Test(logstore, segments_roll_up_to_their_bound_and_compaction_frees_them)
 {
 	struct rl_logstore_options o = { .map_size_bytes = 256 * 1024,
 					 .map_size_max_bytes = 64u << 20 };
@@ -572,33 +575,55 @@ Test(logstore, map_grows_on_demand_up_to_its_bound)
 	for (rl_index i = 1; i <= 64; i++) {
 		e.index = i;
 		data[0] = (uint8_t)i;
+		hs.commit = i - 1;
 		cr_assert_eq(rl_logstore_save(ls, &b), 0, "%s",
 			     rl_logstore_errmsg(ls));
 	}
 	cr_assert_gt(rl_logstore_map_size(ls), 4u << 20);
+	cr_assert_geq(lt_seg_count(lt_dir), 16);
 	rl_logstore_close(ls);
 	/* A lower bound than what is stored: writes fail cleanly. */
 	o.map_size_max_bytes = 5u << 20;
-	o.map_size_bytes = 5u << 20;
 	cr_assert_eq(rl_logstore_open(lt_dir, &o, &ls, msg, sizeof(msg)), 0,
 		     "%s", msg);
 	for (rl_index i = 65; i <= 200 && err == 0; i++) {
 		e.index = i;
+		data[0] = (uint8_t)i;
+		hs.commit = i - 1;
 		err = rl_logstore_save(ls, &b);
 		if (err == 0)
 			cr_assert_eq(rl_logstore_last_index(ls), i);
 	}
 	cr_assert_eq(err, RL_LOG_ERR_NOSPACE, "%s", rl_logstore_strerror(err));
-	cr_assert(strstr(rl_logstore_errmsg(ls), "map"), "%s",
+	cr_assert(strstr(rl_logstore_errmsg(ls), "map_size_max_bytes"), "%s",
 		  rl_logstore_errmsg(ls));
 	rl_index last = rl_logstore_last_index(ls);
-	rl_logstore_close(ls);
-	ls = lt_open(lt_dir);
-	cr_assert_eq(rl_logstore_last_index(ls), last);
+	/* Not stopped: reads and a compaction still work, and the
+	 * compaction makes room again. */
 	struct rl_entry *out;
 	size_t n;
 	cr_assert_eq(rl_logstore_entries(ls, 64, 65, 0, &out, &n), 0);
 	cr_assert_eq(out[0].data[0], 64);
+	free(out);
+	size_t segs = lt_seg_count(lt_dir);
+	uint64_t bytes = rl_logstore_map_size(ls);
+	cr_assert_eq(rl_logstore_compact(ls, last - 1, NULL), 0, "%s",
+		     rl_logstore_errmsg(ls));
+	cr_assert_lt(lt_seg_count(lt_dir), segs);
+	cr_assert_lt(rl_logstore_map_size(ls), bytes);
+	e.index = last + 1;
+	data[0] = (uint8_t)(last + 1);
+	hs.commit = last;
+	cr_assert_eq(rl_logstore_save(ls, &b), 0, "%s", rl_logstore_errmsg(ls));
+	rl_logstore_close(ls);
+	ls = lt_open(lt_dir);
+	cr_assert_eq(rl_logstore_first_index(ls), last);
+	cr_assert_eq(rl_logstore_last_index(ls), last + 1);
+	cr_assert_eq(rl_logstore_entries(ls, last, last + 2, UINT64_MAX, &out,
+					 &n), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(out[0].data[0], (uint8_t)last);
+	cr_assert_eq(out[1].data[0], (uint8_t)(last + 1));
 	free(out);
 	rl_logstore_close(ls);
 	free(data);
@@ -637,9 +662,12 @@ Test(logstore, open_rejects_bad_arguments_and_foreign_files)
 	memset(junk, 0x5a, sizeof(junk));
 	cr_assert_eq(fwrite(junk, 1, sizeof(junk), f), sizeof(junk));
 	fclose(f);
+	/* A log of the LMDB format (earlier builds) is refused, not read as
+	 * an empty log. */
 	cr_assert_eq(rl_logstore_open(lt_dir, NULL, &ls, msg, sizeof(msg)),
 		     RL_LOG_ERR_VERSION, "%s", msg);
 	cr_assert_null(ls);
+	cr_assert(strstr(msg, "LMDB"), "%s", msg);
 }
 
 Test(logstore, strerror_names_every_code)
@@ -671,4 +699,43 @@ Test(logstore, os_errors_are_mapped)
 	cr_assert_eq(err, RL_LOG_ERR_IO, "%d %s", err, msg);
 	cr_assert_null(ls);
 	cr_assert(strstr(msg, "Not a directory"), "%s", msg);
+}
+
+/* A batch larger than the segment size gets a segment of its own (the
+ * segment size is a target, not a limit on batches). */
+Test(logstore, batch_larger_than_a_segment_is_written_whole)
+{
+	struct rl_logstore_options o = { .map_size_bytes = 256 * 1024 };
+	struct rl_hard_state hs = hs_of(1, 0, 0);
+	uint32_t big = RL_ENTRY_DATA_MAX;
+	uint8_t *data = malloc(big);
+	struct rl_entry e[2] = {
+		{ .term = 1, .index = 1, .data_len = big, .data = data },
+		{ .term = 1, .index = 2, .data_len = 10, .data = data },
+	};
+	struct rl_logstore_batch b = { .entries = e, .entries_n = 2,
+				       .hard_state = &hs };
+	char msg[RL_LOG_ERRMSG_MAX];
+	struct rl_entry *out;
+	rl_logstore *ls;
+	size_t n;
+
+	cr_assert_not_null(data);
+	for (uint32_t k = 0; k < big; k++)
+		data[k] = (uint8_t)(k * 7 + (k >> 12));
+	cr_assert_eq(rl_logstore_open(lt_dir, &o, &ls, msg, sizeof(msg)), 0,
+		     "%s", msg);
+	cr_assert_eq(rl_logstore_save(ls, &b), 0, "%s", rl_logstore_errmsg(ls));
+	cr_assert_eq(lt_seg_count(lt_dir), 2);
+	rl_logstore_close(ls);
+	ls = lt_open(lt_dir);
+	cr_assert_eq(rl_logstore_entries(ls, 1, 3, UINT64_MAX, &out, &n), 0,
+		     "%s", rl_logstore_errmsg(ls));
+	cr_assert_eq(n, 2);
+	cr_assert_eq(out[0].data_len, big);
+	cr_assert_arr_eq(out[0].data, data, big);
+	cr_assert_arr_eq(out[1].data, data, 10);
+	free(out);
+	rl_logstore_close(ls);
+	free(data);
 }
