@@ -7,6 +7,7 @@
  * (queue, lock, election) is one more row there and one more codec case.
  */
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,10 +84,32 @@ static int st_put_write(struct st_wctx *w, const struct st_put *req,
 	return rc;
 }
 
+/* An append_rev put (pub/sub) writes key + the revision being applied as
+ * ST_APPEND_REV_DIGITS zero-padded digits, so that messages of a topic sort
+ * by revision. Validation bounded key_len; buf holds ST_KEY_BYTES_MAX + 1. */
+static const struct st_put *st_put_resolve(const struct st_wctx *w,
+	const struct st_put *req, uint8_t *buf, struct st_put *out)
+{
+	assert(req->key_len + ST_APPEND_REV_DIGITS <= ST_KEY_BYTES_MAX);
+	assert(w->rev >= 0);
+	memcpy(buf, req->key, req->key_len);
+	snprintf((char *)buf + req->key_len, ST_APPEND_REV_DIGITS + 1, "%020lld",
+		(long long)w->rev);
+	*out = *req;
+	out->key = buf;
+	out->key_len = req->key_len + ST_APPEND_REV_DIGITS;
+	out->append_rev = false;
+	return out;
+}
+
 int st_op_put(struct st_wctx *w, const struct st_put *req, struct st_put_resp *resp)
 {
 	struct st_rec prev;
 	int err = 0;
+	uint8_t append_key[ST_KEY_BYTES_MAX + 1];
+	struct st_put resolved;
+	if (req->append_rev)
+		req = st_put_resolve(w, req, append_key, &resolved);
 	uint64_t cost = req->key_len + req->value_len + ST_RECORD_BYTES_OVERHEAD;
 	if (!w->in_txn && w->meta->size + cost > w->st->opts.quota_bytes)
 		return ST_ERR_NOSPACE;
@@ -291,6 +314,10 @@ static int st_v_put(st_store *st, const struct st_op *op, unsigned depth)
 	int rc = st_key_validate(p->key, p->key_len);
 	if (rc != 0)
 		return rc;
+	if (p->append_rev && p->key_len + ST_APPEND_REV_DIGITS > ST_KEY_BYTES_MAX)
+		return ST_ERR_KEY_TOO_LONG;
+	if (p->append_rev && (p->ignore_value || p->ignore_lease))
+		return ST_ERR_INVALID;
 	if (p->value_len > st->opts.value_bytes_max)
 		return ST_ERR_TOO_LARGE;
 	if (p->value_len && p->value == NULL)
@@ -474,6 +501,7 @@ static const struct st_op_class st_op_classes[ST_OP_TYPE_COUNT] = {
 	[ST_OP_COMPACT] = { st_v_none, st_x_compact, false },
 	[ST_OP_LEASE_GRANT] = { st_v_grant, st_x_grant, false },
 	[ST_OP_LEASE_REVOKE] = { st_v_none, st_x_revoke, false },
+	[ST_OP_QUEUE] = { st_queue_validate, st_queue_exec, true },
 };
 
 int st_op_validate(st_store *st, const struct st_op *op, unsigned depth)

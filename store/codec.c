@@ -7,7 +7,8 @@
  *
  * Format (version 1): an op is the array [1, type, fields...]:
  *   NOOP          [1, 0]
- *   PUT           [1, 1, key, value, lease, flags(prev_kv|ignore_value<<1|ignore_lease<<2)]
+ *   PUT           [1, 1, key, value, lease, flags(prev_kv|ignore_value<<1|
+ *                  ignore_lease<<2|append_rev<<3)]
  *   RANGE         [1, 2, key, range_end, revision, limit, sort_target,
  *                  sort_order, flags(keys_only|count_only<<1), min_mod,
  *                  max_mod, min_create, max_create]
@@ -17,6 +18,9 @@
  *   COMPACT       [1, 5, revision]
  *   LEASE_GRANT   [1, 6, id, ttl_s]
  *   LEASE_REVOKE  [1, 7, id]
+ *   QUEUE         [1, 8, cmd, queue, now_ms, payload, delay_ms, dedup_id,
+ *                  consumer, visibility_ms, max_n, receipt, max_deliveries]
+ *                 (every field, whatever cmd reads)
  * Byte strings are msgpack bin; integers any msgpack int.
  */
 #include <msgpack.h>
@@ -80,6 +84,21 @@ static int st_enc_txn(msgpack_packer *pk, const struct st_txn *t, unsigned depth
 	return rc;
 }
 
+static int st_enc_queue(msgpack_packer *pk, const struct st_queue_op *q)
+{
+	int rc;
+	if ((rc = st_pk_int(pk, q->cmd)) || (rc = st_pk_bytes(pk, q->queue, q->queue_len)) ||
+	    (rc = st_pk_int(pk, q->now_ms)) ||
+	    (rc = st_pk_bytes(pk, q->payload, q->payload_len)) ||
+	    (rc = st_pk_int(pk, q->delay_ms)) ||
+	    (rc = st_pk_bytes(pk, q->dedup_id, q->dedup_id_len)) ||
+	    (rc = st_pk_bytes(pk, q->consumer, q->consumer_len)) ||
+	    (rc = st_pk_int(pk, q->visibility_ms)) || (rc = st_pk_int(pk, q->max_n)) ||
+	    (rc = st_pk_bytes(pk, q->receipt, q->receipt_len)))
+		return rc;
+	return st_pk_int(pk, q->max_deliveries);
+}
+
 static int st_enc_body(msgpack_packer *pk, const struct st_op *op, unsigned depth)
 {
 	int rc = 0;
@@ -92,7 +111,8 @@ static int st_enc_body(msgpack_packer *pk, const struct st_op *op, unsigned dept
 		    (rc = st_pk_bytes(pk, p->value, p->value_len)) ||
 		    (rc = st_pk_int(pk, p->lease)))
 			return rc;
-		return st_pk_int(pk, p->prev_kv | p->ignore_value << 1 | p->ignore_lease << 2);
+		return st_pk_int(pk, p->prev_kv | p->ignore_value << 1 |
+			p->ignore_lease << 2 | p->append_rev << 3);
 	}
 	case ST_OP_RANGE: {
 		const struct st_range *r = &op->u.range;
@@ -123,6 +143,8 @@ static int st_enc_body(msgpack_packer *pk, const struct st_op *op, unsigned dept
 		return st_pk_int(pk, op->u.lease_grant.ttl_s);
 	case ST_OP_LEASE_REVOKE:
 		return st_pk_int(pk, op->u.lease_revoke.id);
+	case ST_OP_QUEUE:
+		return st_enc_queue(pk, &op->u.queue);
 	default:
 		return ST_ERR_UNKNOWN_OP;
 	}
@@ -132,6 +154,7 @@ static const uint8_t st_op_fields[ST_OP_TYPE_COUNT] = {
 	[ST_OP_NOOP] = 0, [ST_OP_PUT] = 4, [ST_OP_RANGE] = 11,
 	[ST_OP_DELETE_RANGE] = 3, [ST_OP_TXN] = 3, [ST_OP_COMPACT] = 1,
 	[ST_OP_LEASE_GRANT] = 2, [ST_OP_LEASE_REVOKE] = 1,
+	[ST_OP_QUEUE] = 11,
 };
 
 static int st_enc_op(msgpack_packer *pk, const struct st_op *op, unsigned depth)
@@ -346,11 +369,12 @@ static int st_dec_put(struct st_rd *r, struct st_put *p)
 	int rc;
 	if ((rc = st_rd_bytes(r, &p->key, &p->key_len)) ||
 	    (rc = st_rd_bytes(r, &p->value, &p->value_len)) ||
-	    (rc = st_rd_int(r, &p->lease)) || (rc = st_rd_range(r, 0, 7, &flags)))
+	    (rc = st_rd_int(r, &p->lease)) || (rc = st_rd_range(r, 0, 15, &flags)))
 		return rc;
 	p->prev_kv = flags & 1;
 	p->ignore_value = flags & 2;
 	p->ignore_lease = flags & 4;
+	p->append_rev = flags & 8;   /* entries written before it: bit clear */
 	return 0;
 }
 
@@ -371,6 +395,28 @@ static int st_dec_range(struct st_rd *r, struct st_range *q)
 	q->sort_order = (uint8_t)so;
 	q->keys_only = fl & 1;
 	q->count_only = fl & 2;
+	return 0;
+}
+
+static int st_dec_queue(struct st_rd *r, struct st_queue_op *q)
+{
+	int64_t cmd, max_n, max_del;
+	int rc;
+	if ((rc = st_rd_range(r, 0, 255, &cmd)) ||
+	    (rc = st_rd_bytes(r, &q->queue, &q->queue_len)) ||
+	    (rc = st_rd_int(r, &q->now_ms)) ||
+	    (rc = st_rd_bytes(r, &q->payload, &q->payload_len)) ||
+	    (rc = st_rd_int(r, &q->delay_ms)) ||
+	    (rc = st_rd_bytes(r, &q->dedup_id, &q->dedup_id_len)) ||
+	    (rc = st_rd_bytes(r, &q->consumer, &q->consumer_len)) ||
+	    (rc = st_rd_int(r, &q->visibility_ms)) ||
+	    (rc = st_rd_range(r, 0, UINT32_MAX, &max_n)) ||
+	    (rc = st_rd_bytes(r, &q->receipt, &q->receipt_len)) ||
+	    (rc = st_rd_range(r, 0, UINT32_MAX, &max_del)))
+		return rc;
+	q->cmd = (uint8_t)cmd;
+	q->max_n = (uint32_t)max_n;
+	q->max_deliveries = (uint32_t)max_del;
 	return 0;
 }
 
@@ -398,6 +444,7 @@ static int st_dec_body(struct st_rd *r, struct st_op *op, unsigned depth)
 			return rc;
 		return st_rd_int(r, &op->u.lease_grant.ttl_s);
 	case ST_OP_LEASE_REVOKE: return st_rd_int(r, &op->u.lease_revoke.id);
+	case ST_OP_QUEUE: return st_dec_queue(r, &op->u.queue);
 	default: return ST_ERR_UNKNOWN_OP;
 	}
 }

@@ -134,6 +134,8 @@ const char *st_strerror(int err)
 	case ST_ERR_TXN_TOO_DEEP: return "raftbus: txn nested too deep";
 	case ST_ERR_VALUE_PROVIDED: return "etcdserver: value is provided";
 	case ST_ERR_LEASE_PROVIDED: return "etcdserver: lease is provided";
+	case ST_ERR_QUEUE_RECEIPT: return "raftbus: queue receipt is unknown or stale";
+	case ST_ERR_QUEUE_INVALID: return "raftbus: invalid queue request";
 	default: return "raftbus: unknown store error";
 	}
 }

@@ -180,4 +180,10 @@ uint64_t st_op_put_cost(const struct st_op *op);
 int st_compact_run(struct st_wctx *w, st_rev rev);
 bool st_err_is_fatal(int err);
 
+/* ---- queue.c ---- */
+/* Row of st_op_classes for ST_OP_QUEUE; runs in a nested LMDB txn (an op
+ * may fail after its first write, e.g. NOSPACE on a later put). */
+int st_queue_validate(st_store *st, const struct st_op *op, unsigned depth);
+int st_queue_exec(struct st_wctx *w, const struct st_op *op, struct st_op_resp *r);
+
 #endif /* ST_INTERNAL_H */

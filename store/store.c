@@ -286,10 +286,18 @@ out_free_st:
 	return rc;
 }
 
+int st_sync(st_store *st)
+{
+	int rc = mdb_env_sync(st->env, 1);
+	return rc ? st_map_lmdb(rc, "sync") : 0;
+}
+
 void st_close(st_store *st)
 {
 	if (st == NULL)
 		return;
+	if (st->env != NULL && st->opts.no_sync)
+		(void)st_sync(st);   /* nothing to do about a failure here */
 	if (st->env != NULL)
 		mdb_env_close(st->env);
 	pthread_rwlock_destroy(&st->resize_lock);

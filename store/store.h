@@ -11,7 +11,8 @@
  *
  * Threads: one writer thread calls st_apply(), st_snapshot_*(),
  * st_restore_file() and st_close(). Read functions (st_range(), st_events(),
- * st_lease_list(), st_lease_ttl(), st_status()) may be called from any number
+ * st_lease_list(), st_lease_ttl(), st_status(), st_queue_stats(),
+ * st_queue_dlq()) may be called from any number
  * of threads at the same time as the writer; each runs on its own LMDB read
  * transaction and sees one committed state. st_restore_file() and st_close()
  * must not run concurrently with any other call.
@@ -118,6 +119,12 @@ enum st_err {
 	                               * ignore_value with a value) */
 	ST_ERR_LEASE_PROVIDED = -24,  /* "etcdserver: lease is provided" (put
 	                               * ignore_lease with a lease) */
+	ST_ERR_QUEUE_RECEIPT = -25,   /* queue receipt unknown or stale: the
+	                               * message was redelivered, acked,
+	                               * requeued or dead-lettered */
+	ST_ERR_QUEUE_INVALID = -26,   /* bad queue request (name, visibility,
+	                               * max_n, ...) or a queue whose keys were
+	                               * overwritten by plain writes */
 };
 
 /* Text for an st_err (static storage; never NULL; unknown codes get a
@@ -137,6 +144,7 @@ enum st_op_type {
 	ST_OP_COMPACT = 5,
 	ST_OP_LEASE_GRANT = 6,
 	ST_OP_LEASE_REVOKE = 7,
+	ST_OP_QUEUE = 8,         /* work queue command (struct st_queue_op) */
 	ST_OP_TYPE_COUNT         /* one past the last; not an op */
 };
 
@@ -162,7 +170,17 @@ struct st_put {
 	                          * with value_len > 0: ST_ERR_VALUE_PROVIDED */
 	bool ignore_lease;       /* keep the current lease (key must exist);
 	                          * with lease != 0: ST_ERR_LEASE_PROVIDED */
+	bool append_rev;         /* pub/sub: the key written is `key` followed by
+	                          * the revision being applied as 20 decimal
+	                          * digits (ST_APPEND_REV_DIGITS, zero-padded);
+	                          * key_len + 20 <= ST_KEY_BYTES_MAX (else
+	                          * ST_ERR_KEY_TOO_LONG); not with ignore_*
+	                          * (ST_ERR_INVALID). Events and prev_kv carry
+	                          * the full key. Two append puts of one key in
+	                          * one txn are ST_ERR_DUPLICATE_KEY. */
 };
+/* Digits an append_rev put adds to its key. */
+#define ST_APPEND_REV_DIGITS 20u
 
 enum st_sort_target {
 	ST_SORT_KEY = 0, ST_SORT_VERSION = 1, ST_SORT_CREATE = 2,
@@ -296,6 +314,101 @@ struct st_lease_grant { st_lease_id id; int64_t ttl_s; };
  * then the lease. Any id; one not granted is ST_ERR_LEASE_NOT_FOUND. */
 struct st_lease_revoke { st_lease_id id; };
 
+/* ---- work queues (ops) -------------------------------------------------
+ * A queue is a set of ordinary MVCC keys under ST_QUEUE_PREFIX + NAME + "/"
+ * (read, watched and replayed like any key; every write goes through the
+ * normal put/delete path, so history, events, versions and the quota
+ * apply). One queue op is one entry and one revision, whatever it moves.
+ *   m/<id>                    message record (binary, see queue.c)
+ *   r/<seq %020>              ready queue -> <id>; seq is a per-queue
+ *                             counter: pop takes the lowest seq (FIFO by
+ *                             push; a requeued message goes to the back)
+ *   d/<visible_at_ms %020>/<id>  delayed (not visible before that time)
+ *   f/<deadline_ms %020>/<id>    in flight, by visibility deadline
+ *   dlq/<id>                  dead letter (the full record)
+ *   dedup/<dedup id>          -> <id> and push time (within the window)
+ *   x/<pushed_ms %020>/<dedup id>  dedup expiry index (swept by EXPIRE)
+ *   stats                     counters and index hints (binary)
+ *   config                    max_deliveries (binary)
+ * <id> = the push's revision as 20 zero-padded digits + "-0000" (the
+ * index of the message within the entry; one message per push today).
+ * Time comes only from the op's now_ms (the leader's clock at proposal).
+ * Names are 1..ST_QUEUE_NAME_BYTES_MAX bytes of 0x21..0x7e except '/'. */
+#define ST_QUEUE_PREFIX "_rb/queue/"
+#define ST_QUEUE_NAME_BYTES_MAX 128u
+#define ST_QUEUE_POP_MAX 100u                /* messages per POP / REDRIVE */
+#define ST_QUEUE_EXPIRE_BATCH_MAX 256u       /* items one EXPIRE processes */
+#define ST_QUEUE_DELIVERIES_MAX 1000u
+#define ST_QUEUE_DELIVERIES_DEFAULT 5u
+#define ST_QUEUE_VISIBILITY_MS_MAX (12ll * 3600 * 1000)
+#define ST_QUEUE_DELAY_MS_MAX (7ll * 24 * 3600 * 1000)
+#define ST_QUEUE_DEDUP_WINDOW_MS (5ll * 60 * 1000)
+#define ST_QUEUE_DEDUP_ID_BYTES_MAX 128u
+#define ST_QUEUE_CONSUMER_BYTES_MAX 128u
+#define ST_QUEUE_RECEIPT_BYTES_MAX 64u
+/* now_ms must be in 0..this (year 9999), so time sums cannot overflow. */
+#define ST_QUEUE_NOW_MS_MAX 253402300799999ll
+/* A payload may take value_bytes_max minus this (the record's header,
+ * consumer and dedup id). */
+#define ST_QUEUE_RECORD_BYTES_OVERHEAD_MAX 512u
+/* Dead letters per st_queue_dlq() call. */
+#define ST_QUEUE_DLQ_LIMIT_MAX 1000u
+
+/* Never renumber (Raft log format). */
+enum st_queue_cmd {
+	ST_Q_PUSH = 1,           /* -> msgs[0].id; duplicate if dedup id seen */
+	ST_Q_POP = 2,            /* promotes due delayed messages, then claims
+	                          * up to max_n ready ones (0 = empty queue) */
+	ST_Q_ACK = 3,            /* deletes the message */
+	ST_Q_NACK = 4,           /* back to ready (or delayed by delay_ms);
+	                          * dead-lettered if delivered max times */
+	ST_Q_EXTEND = 5,         /* new deadline now + visibility_ms */
+	ST_Q_EXPIRE = 6,         /* leader: requeue in-flight past deadline
+	                          * (dead-letter those delivered max times),
+	                          * promote due delayed, sweep old dedup ids;
+	                          * at most ST_QUEUE_EXPIRE_BATCH_MAX items */
+	ST_Q_REDRIVE = 7,        /* up to max_n dead letters back to ready
+	                          * (delivery count reset to 0) */
+	ST_Q_CONFIG = 8,         /* set max_deliveries */
+};
+
+/* Which fields each command reads (others are ignored, not encoded):
+ *   all      queue, now_ms (0..ST_QUEUE_NOW_MS_MAX)
+ *   PUSH     payload, delay_ms (0..ST_QUEUE_DELAY_MS_MAX), dedup_id
+ *            (0..ST_QUEUE_DEDUP_ID_BYTES_MAX; empty = none)
+ *   POP      consumer (0..ST_QUEUE_CONSUMER_BYTES_MAX), visibility_ms
+ *            (1..ST_QUEUE_VISIBILITY_MS_MAX), max_n (1..ST_QUEUE_POP_MAX)
+ *   ACK      receipt
+ *   NACK     receipt, delay_ms
+ *   EXTEND   receipt, visibility_ms
+ *   EXPIRE   nothing else
+ *   REDRIVE  max_n (1..ST_QUEUE_POP_MAX)
+ *   CONFIG   max_deliveries (1..ST_QUEUE_DELIVERIES_MAX)
+ * Errors in the result: ST_ERR_QUEUE_INVALID (bad field, or queue keys
+ * damaged by plain writes), ST_ERR_TOO_LARGE (payload over value_bytes_max
+ * - ST_QUEUE_RECORD_BYTES_OVERHEAD_MAX), ST_ERR_QUEUE_RECEIPT (ACK, NACK,
+ * EXTEND), ST_ERR_NOSPACE (PUSH, REDRIVE, CONFIG only: the other commands
+ * drain a queue and are allowed over the quota). A failed op changes
+ * nothing. */
+struct st_queue_op {
+	uint8_t cmd;             /* enum st_queue_cmd */
+	const uint8_t *queue;
+	size_t queue_len;
+	int64_t now_ms;
+	const uint8_t *payload;
+	size_t payload_len;
+	int64_t delay_ms;
+	const uint8_t *dedup_id;
+	size_t dedup_id_len;
+	const uint8_t *consumer;
+	size_t consumer_len;
+	int64_t visibility_ms;
+	uint32_t max_n;
+	const uint8_t *receipt;
+	size_t receipt_len;
+	uint32_t max_deliveries;
+};
+
 /* The tagged union applied by st_apply() and carried in Raft entries. */
 struct st_op {
 	uint8_t type;            /* enum st_op_type */
@@ -307,6 +420,7 @@ struct st_op {
 		struct st_compact compact;
 		struct st_lease_grant lease_grant;
 		struct st_lease_revoke lease_revoke;
+		struct st_queue_op queue;
 	} u;
 };
 
@@ -327,7 +441,8 @@ struct st_op {
  *   LEASE_GRANT   ST_ERR_LEASE_EXISTS, ST_ERR_LEASE_TTL_TOO_LARGE,
  *                 ST_ERR_NOSPACE
  *   LEASE_REVOKE  ST_ERR_LEASE_NOT_FOUND
- * Compact and lease ops are not allowed inside a txn (ST_ERR_INVALID). */
+ *   QUEUE         see struct st_queue_op
+ * Compact, lease and queue ops are not allowed inside a txn (ST_ERR_INVALID). */
 
 /* One committed Raft entry to apply. */
 struct st_entry {
@@ -361,6 +476,31 @@ struct st_delete_range_resp {
 	int64_t deleted;
 	struct st_kv *prev_kvs;  /* filled when prev_kv was asked */
 	size_t prev_kvs_n;
+};
+
+/* A message handed out by POP, PUSH (id only), REDRIVE (id, payload) and
+ * st_queue_dlq (everything but receipt). */
+struct st_queue_msg {
+	const uint8_t *id;
+	size_t id_len;
+	const uint8_t *payload;
+	size_t payload_len;
+	uint32_t delivery_count; /* 1 on the first pop */
+	const uint8_t *receipt;  /* POP: "<id>/<delivery_count>" for ack/nack/extend */
+	size_t receipt_len;
+	int64_t enqueued_ms;
+};
+
+struct st_queue_resp {
+	struct st_queue_msg *msgs; /* POP: claimed; PUSH: the id; REDRIVE:
+	                            * moved; st_queue_dlq: the dead letters */
+	size_t msgs_n;
+	bool duplicate;          /* PUSH: the dedup id was seen within the
+	                          * window; msgs[0].id is the first push's id */
+	uint32_t expired_n;      /* EXPIRE: in-flight messages requeued */
+	uint32_t dead_lettered_n; /* EXPIRE, NACK, POP: moved to dlq/ */
+	bool more;               /* EXPIRE: batch full, propose again;
+	                          * st_queue_dlq: more dead letters */
 };
 
 struct st_op_resp;
@@ -424,6 +564,7 @@ enum st_resp_type {
 	ST_RESP_COMPACT = ST_OP_COMPACT,
 	ST_RESP_LEASE_GRANT = ST_OP_LEASE_GRANT,
 	ST_RESP_LEASE_REVOKE = ST_OP_LEASE_REVOKE,
+	ST_RESP_QUEUE = ST_OP_QUEUE,
 	ST_RESP_EVENTS = 100,
 	ST_RESP_LEASE_LIST = 101,
 	ST_RESP_LEASE_TTL = 102,
@@ -440,6 +581,7 @@ struct st_op_resp {
 		struct st_events_resp events;
 		struct st_lease_list_resp lease_list;
 		struct st_lease_ttl_resp lease_ttl;
+		struct st_queue_resp queue;
 	} u;
 };
 
@@ -470,7 +612,10 @@ struct st_options {
 	uint64_t map_bytes;        /* initial LMDB map size; 0 = ST_MAP_BYTES_DEFAULT */
 	uint64_t map_bytes_max;    /* growth ceiling; 0 = 4 * quota + 1 GiB */
 	uint32_t value_bytes_max;  /* 0 = ST_VALUE_BYTES_MAX_DEFAULT; <= ST_VALUE_BYTES_MAX_LIMIT */
-	bool no_sync;              /* MDB_NOSYNC: tests only; loses durability */
+	bool no_sync;              /* MDB_NOSYNC: commits are not flushed to disk
+	                            * until st_sync(); for a caller that keeps
+	                            * its own durable record to re-apply from
+	                            * (the broker's Raft log) */
 };
 
 /* Fills *opts with the defaults (all zero = defaults). */
@@ -483,8 +628,14 @@ void st_options_init(struct st_options *opts);
  * format), ST_ERR_IO, ST_ERR_NOMEM. Writer thread. */
 int st_open(const char *dir, const struct st_options *opts, st_store **out);
 
-/* Closes the store. No other call may be in progress. NULL-safe. */
+/* Closes the store. No other call may be in progress. NULL-safe. A store
+ * opened with no_sync is flushed first. */
 void st_close(st_store *st);
+
+/* Flushes every committed transaction to disk (fdatasync of the map; a
+ * no-op cost for a store opened without no_sync). Errors: ST_ERR_IO. Any
+ * thread, beside the writer and readers. */
+int st_sync(st_store *st);
 
 /* Applies entries[0..n) in ONE LMDB write transaction that also records the
  * last entry's index as the applied index; results[i] receives entries[i]'s
@@ -574,6 +725,33 @@ struct st_status {
 
 /* Fills *out from one read transaction. Errors: ST_ERR_IO. Any thread. */
 int st_status(st_store *st, struct st_status *out);
+
+/* ---- work queues (reads) ------------------------------------------------ */
+
+struct st_queue_stats {
+	uint64_t ready, inflight, delayed, dead;
+	int64_t oldest_ready_enqueued_ms; /* enqueue time of the next message
+	                                   * POP takes; 0 = none ready */
+	int64_t next_due_ms;     /* earliest in-flight deadline, delayed visible
+	                          * time or dedup id expiry: when the leader
+	                          * should propose EXPIRE; 0 = nothing due */
+	uint32_t max_deliveries;
+	st_rev revision;         /* store revision the stats were read at */
+};
+
+/* Reads one queue's counters in one read txn: O(1) (three key lookups). A
+ * queue never pushed to reads as all zero with the default max_deliveries.
+ * Errors: ST_ERR_QUEUE_INVALID (bad name or damaged stats), ST_ERR_IO,
+ * ST_ERR_NOMEM. Any thread. */
+int st_queue_stats(st_store *st, const uint8_t *queue, size_t queue_len,
+	struct st_queue_stats *out);
+
+/* Dead letters of a queue, up to limit (1..ST_QUEUE_DLQ_LIMIT_MAX) in id
+ * order, as resp.u.queue.msgs (type ST_RESP_QUEUE; more = more exist). Cost
+ * grows with dead letters redriven since the last compaction. Errors:
+ * ST_ERR_QUEUE_INVALID, ST_ERR_IO, ST_ERR_NOMEM. Any thread. */
+int st_queue_dlq(st_store *st, const uint8_t *queue, size_t queue_len,
+	size_t limit, struct st_result *out);
 
 /* The applied index (shortcut of st_status). Returns 0 on error. Any thread. */
 st_index st_applied_index(st_store *st);

@@ -12,18 +12,23 @@
 
 #include "st_internal.h"
 
-/* Puts and delete spans a branch may write (etcd's checkIntervals sets). */
+/* Puts and delete spans a branch may write (etcd's checkIntervals sets).
+ * An append_rev put is listed by its key with version 1: its key is not
+ * known before apply, but two of them with one key resolve to the same
+ * key, while a plain put of the same bytes does not collide with it. */
 struct st_wset {
-	struct st_kv *puts;      /* key/key_len only */
+	struct st_kv *puts;      /* key/key_len, version = append_rev */
 	size_t puts_n, puts_cap;
 	struct st_span *dels;
 	size_t dels_n, dels_cap;
 };
 
-static bool st_wset_has_put(const struct st_wset *s, const uint8_t *k, size_t kl)
+static bool st_wset_has_put(const struct st_wset *s, const uint8_t *k, size_t kl,
+	bool append)
 {
 	for (size_t i = 0; i < s->puts_n; i++)
-		if (st_bytes_cmp(s->puts[i].key, s->puts[i].key_len, k, kl) == 0)
+		if (st_bytes_cmp(s->puts[i].key, s->puts[i].key_len, k, kl) == 0 &&
+		    (s->puts[i].version != 0) == append)
 			return true;
 	return false;
 }
@@ -37,12 +42,13 @@ static bool st_wset_in_dels(const struct st_wset *s, const uint8_t *k, size_t kl
 }
 
 static int st_wset_add_put(struct st_mem **m, struct st_wset *s, const uint8_t *k,
-	size_t kl)
+	size_t kl, bool append)
 {
 	int rc = st_mem_grow(m, (void **)&s->puts, &s->puts_cap, s->puts_n + 1,
 		sizeof(*s->puts));
 	if (rc == 0)
-		s->puts[s->puts_n++] = (struct st_kv){ .key = k, .key_len = kl };
+		s->puts[s->puts_n++] = (struct st_kv){ .key = k, .key_len = kl,
+			.version = append };
 	return rc;
 }
 
@@ -70,24 +76,24 @@ static int st_check_child(struct st_mem **m, const struct st_txn *t,
 		rc = st_check_intervals(m, t->failure, t->failure_n, &els);
 	for (size_t i = 0; rc == 0 && i < then.puts_n; i++) {
 		const struct st_kv *p = &then.puts[i];
-		if (st_wset_has_put(s, p->key, p->key_len) ||
+		if (st_wset_has_put(s, p->key, p->key_len, p->version) ||
 		    st_wset_in_dels(s, p->key, p->key_len))
 			return ST_ERR_DUPLICATE_KEY;
-		rc = st_wset_add_put(m, s, p->key, p->key_len);
+		rc = st_wset_add_put(m, s, p->key, p->key_len, p->version);
 	}
 	size_t before_else = s->puts_n;
 	for (size_t i = 0; rc == 0 && i < els.puts_n; i++) {
 		const struct st_kv *p = &els.puts[i];
-		bool in_then = st_wset_has_put(&then, p->key, p->key_len);
+		bool in_then = st_wset_has_put(&then, p->key, p->key_len, p->version);
 		struct st_wset older = *s;
 		older.puts_n = before_else;
-		if ((st_wset_has_put(&older, p->key, p->key_len) && !in_then) ||
+		if ((st_wset_has_put(&older, p->key, p->key_len, p->version) && !in_then) ||
 		    st_wset_in_dels(s, p->key, p->key_len))
 			return ST_ERR_DUPLICATE_KEY;
 		/* a set, as etcd's map: a key of both branches is listed once,
 		 * or the grandparent would see it twice and call it a duplicate */
 		if (!in_then)
-			rc = st_wset_add_put(m, s, p->key, p->key_len);
+			rc = st_wset_add_put(m, s, p->key, p->key_len, p->version);
 	}
 	for (size_t i = 0; rc == 0 && i < then.dels_n; i++)
 		rc = st_wset_add_del(m, s, &then.dels[i]);
@@ -118,10 +124,10 @@ static int st_check_intervals(struct st_mem **m, const struct st_op *ops,
 		const struct st_put *p = &ops[i].u.put;
 		if (ops[i].type != ST_OP_PUT)
 			continue;
-		if (st_wset_has_put(out, p->key, p->key_len) ||
+		if (st_wset_has_put(out, p->key, p->key_len, p->append_rev) ||
 		    st_wset_in_dels(out, p->key, p->key_len))
 			return ST_ERR_DUPLICATE_KEY;
-		rc = st_wset_add_put(m, out, p->key, p->key_len);
+		rc = st_wset_add_put(m, out, p->key, p->key_len, p->append_rev);
 	}
 	return rc;
 }
@@ -221,7 +227,8 @@ static uint64_t st_ops_put_cost(const struct st_op *ops, size_t n)
 uint64_t st_op_put_cost(const struct st_op *op)
 {
 	if (op->type == ST_OP_PUT)
-		return op->u.put.key_len + op->u.put.value_len + ST_RECORD_BYTES_OVERHEAD;
+		return op->u.put.key_len + op->u.put.value_len + ST_RECORD_BYTES_OVERHEAD +
+			(op->u.put.append_rev ? ST_APPEND_REV_DIGITS : 0);
 	if (op->type != ST_OP_TXN)
 		return 0;
 	uint64_t a = st_ops_put_cost(op->u.txn.success, op->u.txn.success_n);

@@ -648,7 +648,7 @@ static const char *step_request(const struct step *s, struct ed_buf *body)
 		"/v3/kv/deleterange", "/v3/kv/txn", "/v3/kv/compaction",
 		"/v3/lease/grant", "/v3/lease/revoke" };
 	js_op(body, &s->op);
-	return s->op.type < ST_OP_TYPE_COUNT ? paths[s->op.type] : "?";
+	return s->op.type < sizeof(paths) / sizeof(paths[0]) ? paths[s->op.type] : "?";
 }
 
 /* ---- running a step on each side --------------------------------------- */
