@@ -263,7 +263,7 @@ static void conv_resp(struct arena *a, const struct st_op_resp *in,
 
 /* Runs on the loop thread or on a reader: touches only r (owned by the
  * caller until nng_ctx_send takes it). */
-static void creq_send(struct bk_creq *r, uint8_t *buf, size_t len)
+void bk_creq_send(struct bk_creq *r, uint8_t *buf, size_t len)
 {
 	nng_msg *msg = NULL;
 	if (r->req) {
@@ -335,11 +335,11 @@ static void send_resp(struct bk_creq *r, const struct hdr *h, uint64_t req_id,
 		if (rb_wire_encode_reply(req_id, op, &e, &buf, &len))
 			buf = NULL;
 	}
-	creq_send(r, buf, len);
+	bk_creq_send(r, buf, len);
 }
 
 /* Loop thread: a reply with the loop's header. */
-static void send_loop(struct bk_server *s, struct bk_creq *r, uint64_t req_id,
+void bk_client_send(struct bk_server *s, struct bk_creq *r, uint64_t req_id,
     uint8_t op, struct rb_resp *resp, st_rev revision)
 {
 	struct hdr h = loop_hdr(s);
@@ -364,7 +364,7 @@ static void send_err(struct bk_creq *r, const struct hdr *h, uint64_t req_id,
 }
 
 /* Loop thread: an error reply; "not leader" carries the hint. */
-static void reply_err(struct bk_server *s, struct bk_creq *r, uint64_t req_id,
+void bk_client_reply_err(struct bk_server *s, struct bk_creq *r, uint64_t req_id,
     uint8_t op, int err, const char *msg, st_rev compact_rev)
 {
 	struct rb_resp resp = { .err = err, .msg = msg,
@@ -373,7 +373,7 @@ static void reply_err(struct bk_server *s, struct bk_creq *r, uint64_t req_id,
 		resp.leader_id = s->leader;
 		resp.leader_url = leader_url(s);
 	}
-	send_loop(s, r, req_id, op, &resp, 0);
+	bk_client_send(s, r, req_id, op, &resp, 0);
 }
 
 /* The request's id and op from its raw message (decoding again). */
@@ -394,7 +394,7 @@ void bk_client_reply_error(struct bk_server *s, struct bk_creq *r, int err,
 	uint64_t id;
 	uint8_t op;
 	rb_wire_request_free(redecode(r, &id, &op));
-	reply_err(s, r, id, op, err, msg, 0);
+	bk_client_reply_err(s, r, id, op, err, msg, 0);
 }
 
 /* Any thread. */
@@ -423,6 +423,14 @@ void bk_client_reply_applied(struct bk_server *s, struct bk_creq *r,
 	uint64_t id;
 	uint8_t rop;
 	rb_wire_request_free(redecode(r, &id, &rop));
+	if (rop == RB_OP_PUBLISH) {
+		bk_publish_reply(s, r, id, res);
+		return;
+	}
+	if (BK_QUEUE_OP(rop)) {
+		bk_queue_reply(s, r, id, rop, res);
+		return;
+	}
 	struct hdr h = loop_hdr(s);
 	reply_result(r, &h, id, rop, res);
 }
@@ -458,7 +466,7 @@ static void read_submit(struct bk_server *s, struct bk_creq *r, uint64_t id,
 		return;
 	uint8_t type = op->type;
 	rb_wire_request_free(wr);
-	reply_err(s, r, id, type, RB_ERR_TIMEOUT,
+	bk_client_reply_err(s, r, id, type, RB_ERR_TIMEOUT,
 	    "etcdserver: too many requests", 0);
 }
 
@@ -480,7 +488,7 @@ void bk_client_answer_read(struct bk_server *s, struct bk_creq *r)
 	uint8_t opt;
 	rb_wire_request *wr = redecode(r, &id, &opt);
 	if (!wr) {
-		reply_err(s, r, id, opt, RB_ERR_BAD_REQUEST, NULL, 0);
+		bk_client_reply_err(s, r, id, opt, RB_ERR_BAD_REQUEST, NULL, 0);
 		return;
 	}
 	read_submit(s, r, id, wr);
@@ -568,6 +576,10 @@ static void serve_status(st_store *st, struct bk_read *rd,
 
 void bk_client_serve_read(st_store *st, struct bk_read *rd)
 {
+	if (rd->watch) {
+		bk_watch_serve(st, rd);
+		return;
+	}
 	const struct rb_op *op = rb_wire_request_op(rd->wr);
 	switch (op->type) {
 	case RB_OP_RANGE:
@@ -596,7 +608,7 @@ static void serve_keepalive(struct bk_server *s, struct bk_creq *r,
 	struct bk_lease *l = bk_lease_find(s, op->u.lease_keepalive.id);
 	/* an expired lease is being revoked: too late to renew it */
 	if (!l || l->expiry_ms <= s->now_ms) {
-		reply_err(s, r, id, op->type, RB_ERR_LEASE_NOT_FOUND, NULL, 0);
+		bk_client_reply_err(s, r, id, op->type, RB_ERR_LEASE_NOT_FOUND, NULL, 0);
 		return;
 	}
 	l->expiry_ms = s->now_ms + l->ttl_s * 1000;
@@ -605,7 +617,7 @@ static void serve_keepalive(struct bk_server *s, struct bk_creq *r,
 	resp.body.type = RB_OP_LEASE_KEEPALIVE;
 	resp.body.u.lease_keepalive.id = l->id;
 	resp.body.u.lease_keepalive.ttl_s = l->ttl_s;
-	send_loop(s, r, id, op->type, &resp, 0);
+	bk_client_send(s, r, id, op->type, &resp, 0);
 }
 
 /* The member list stays on the loop: client URLs change with hellos. */
@@ -627,7 +639,7 @@ static void serve_members(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	resp.body.type = RB_OP_MEMBER_LIST;
 	resp.body.u.member_list.members = ms;
 	resp.body.u.member_list.members_n = s->cfg.members_n;
-	send_loop(s, r, id, op->type, &resp, 0);
+	bk_client_send(s, r, id, op->type, &resp, 0);
 }
 
 /* Writes: converted to a store op and proposed. */
@@ -643,7 +655,7 @@ static void serve_write(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	int rc = a.oom ? RB_ERR_INTERNAL : bk_propose_op(s, r, &sop);
 	arena_free(&a);
 	if (rc)
-		reply_err(s, r, id, op->type, rc, rc == RB_ERR_TIMEOUT ?
+		bk_client_reply_err(s, r, id, op->type, rc, rc == RB_ERR_TIMEOUT ?
 		    "etcdserver: too many requests" : NULL, 0);
 }
 
@@ -666,7 +678,7 @@ static bool dispatch(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	case RB_OP_LEASE_KEEPALIVE:
 	case RB_OP_LEASE_TIMETOLIVE:
 		if (s->role != RL_LEADER) {
-			reply_err(s, r, id, op->type, nl, NULL, 0);
+			bk_client_reply_err(s, r, id, op->type, nl, NULL, 0);
 			return false;
 		}
 		if (op->type == RB_OP_LEASE_KEEPALIVE) {
@@ -683,7 +695,14 @@ static bool dispatch(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	case RB_OP_MEMBER_LIST:
 		serve_members(s, r, id, op);
 		return false;
+	case RB_OP_WATCH:
+		return bk_watch_handle(s, r, id, wr);
+	case RB_OP_PUBLISH:
+		bk_publish_handle(s, r, id, op);
+		return false;
 	default:
+		if (BK_QUEUE_OP(op->type))
+			return bk_queue_handle(s, r, id, wr);
 		serve_write(s, r, id, op);
 		return false;
 	}
@@ -700,11 +719,11 @@ void bk_client_handle(struct bk_server *s, struct bk_creq *r)
 	if (nng_msg_len(r->req) > (size_t)s->cfg.max_request_bytes +
 	    BK_REQUEST_OVERHEAD_BYTES) {
 		rb_wire_request_free(wr);
-		reply_err(s, r, id, op, RB_ERR_TOO_LARGE, NULL, 0);
+		bk_client_reply_err(s, r, id, op, RB_ERR_TOO_LARGE, NULL, 0);
 		return;
 	}
 	if (!wr) {
-		reply_err(s, r, id, op, RB_ERR_BAD_REQUEST,
+		bk_client_reply_err(s, r, id, op, RB_ERR_BAD_REQUEST,
 		    "malformed request", 0);
 		return;
 	}

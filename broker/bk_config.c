@@ -67,7 +67,8 @@ uint64_t bk_cluster_id(const char *initial_cluster)
 }
 
 /* The settings, in one table: flag name, env name, where it goes. */
-enum opt_kind { O_STR, O_U32, O_U64, O_STATE, O_MODE, O_LEVEL, O_RETENTION };
+enum opt_kind { O_STR, O_U32, O_U64, O_STATE, O_MODE, O_LEVEL, O_RETENTION,
+    O_DURATION };
 struct opt {
 	const char *flag;
 	const char *env;
@@ -94,6 +95,7 @@ static const struct opt opts[] = {
 	{ "auto-compaction-mode", "RAFTBUS_AUTO_COMPACTION_MODE", O_MODE, 0, 0, "revision|periodic (default periodic)" },
 	{ "auto-compaction-retention", "RAFTBUS_AUTO_COMPACTION_RETENTION", O_RETENTION, 0, 0, "revisions to keep, or a period (1h, 30m, 10s; plain number = hours); 0 = off (default)" },
 	{ "log-level", "RAFTBUS_LOG_LEVEL", O_LEVEL, 0, 0, "debug|info|warn|error (default info)" },
+	{ "pubsub-dedup-window", "RAFTBUS_PUBSUB_DEDUP_WINDOW", O_DURATION, OFF(pubsub_dedup_window_ms), "how long a publish message id is remembered for deduplication (Go duration; default 2m)" },
 };
 #define OPTS_N (sizeof(opts) / sizeof(opts[0]))
 
@@ -131,6 +133,34 @@ static int parse_retention(struct bk_config *cfg, const char *v, bool *unit)
 	if (parse_u64(num, &x) || x > UINT64_MAX / mul)
 		return -1;
 	cfg->compaction_retention = x * mul;
+	return 0;
+}
+
+/* A Go duration without sign ("2m", "1m30s", "500ms", "0s") into ms. */
+static int parse_duration_ms(const char *v, int64_t *out)
+{
+	static const struct { const char *unit; int64_t ms; } units[] = {
+		{ "ms", 1 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 } };
+	int64_t total = 0;
+	if (!*v)
+		return -1;
+	while (*v) {
+		if (!isdigit((unsigned char)*v))
+			return -1;
+		char *end;
+		errno = 0;
+		long long x = strtoll(v, &end, 10);
+		size_t u = 0;
+		while (u < 4 && strncmp(end, units[u].unit, strlen(units[u].unit)))
+			u++;
+		if (errno || u == 4 || x > INT64_MAX / units[u].ms / 2)
+			return -1;
+		total += x * units[u].ms;
+		if (total > INT64_MAX / 2)
+			return -1;
+		v = end + strlen(units[u].unit);
+	}
+	*out = total;
 	return 0;
 }
 
@@ -176,6 +206,10 @@ static int set_opt(struct bk_config *cfg, const struct opt *o, const char *v,
 	}
 	case O_RETENTION:
 		if (parse_retention(cfg, v, ret_unit))
+			goto bad;
+		return 0;
+	case O_DURATION:
+		if (parse_duration_ms(v, (int64_t *)(void *)field))
 			goto bad;
 		return 0;
 	}
@@ -317,6 +351,7 @@ static void set_defaults(struct bk_config *cfg)
 	cfg->max_request_bytes = BK_MAX_REQUEST_BYTES_DEFAULT;
 	cfg->compaction_periodic = true;
 	cfg->log_level = BK_LOG_INFO;
+	cfg->pubsub_dedup_window_ms = BK_PUBSUB_DEDUP_WINDOW_MS_DEFAULT;
 }
 
 int bk_config_parse(struct bk_config *cfg, int argc, char **argv,

@@ -19,9 +19,15 @@
 #include "rb_wire.h"
 #include "store.h"
 
+/* Watch polls that exist at once (parked, queued for a reader or being
+ * served); one more is answered "too many requests". */
+#define BK_WATCH_POLLS_MAX 1024u
+/* Bytes of events (keys, values, prev values) per watch reply, about. */
+#define BK_WATCH_REPLY_BYTES_MAX (4u * 1024u * 1024u)
 /* Client request contexts on the rep0 socket = most client requests in
- * flight at once (each further request waits in nng's queue). */
-#define BK_CLIENT_CTX_MAX 256u
+ * flight at once (each further request waits in nng's queue): every watch
+ * poll may hold one while it waits, and 512 more serve other requests. */
+#define BK_CLIENT_CTX_MAX (BK_WATCH_POLLS_MAX + 512u)
 /* Peer messages waiting for the loop; beyond, new ones are dropped. */
 #define BK_PEER_INBOX_MAX 4096u
 /* Bytes of peer messages waiting for the loop; beyond, new ones are
@@ -33,6 +39,12 @@
  * map may grow (store.h: 4 x quota + headroom); a peer streaming in-order
  * chunks past it is dropped instead of filling the disk. */
 #define BK_SNAPSHOT_HEADROOM_BYTES (1024ull * 1024u * 1024u)
+/* The store is applied without an fsync per batch (its Raft log is the
+ * durable record: a member that crashes re-applies the committed entries
+ * after the store's last flushed applied index, or restores the log's
+ * snapshot). A background thread flushes it this often, and it is flushed
+ * before the log is compacted and at close. */
+#define BK_STORE_SYNC_INTERVAL_MS 1000
 /* Proposals awaiting commit (slots keyed by log index; power of two). */
 #define BK_PENDING_MAX 8192u
 /* Client requests wait at most this long for commit / read index. */
@@ -48,8 +60,10 @@
 #define BK_READERS 2u
 /* Reads waiting for a reader; beyond, a read is answered "too many
  * requests". Less than BK_CLIENT_CTX_MAX so that a burst of reads is
- * refused rather than occupying every request context. */
-#define BK_READ_QUEUE_MAX 64u
+ * refused rather than occupying every request context. Watch polls queue
+ * beside them (at most BK_WATCH_POLLS_MAX, bounded by their own limit). */
+#define BK_READ_QUEUE_MAX 256u
+#define BK_READ_RING_MAX (BK_READ_QUEUE_MAX + BK_WATCH_POLLS_MAX)
 /* Extra bytes of framing allowed over --max-request-bytes before a request
  * is refused as too large; nng drops the connection of anything over twice
  * that (NNG_OPT_RECVMAXSZ). */
@@ -92,6 +106,11 @@ struct bk_read {
 	rl_index raft_index;
 	rl_term raft_term;
 	rl_index applied;
+	/* a watch poll (wr is then NULL): the poll, the server (only for
+	 * its mu-guarded hand-back list and wake pipe) and the loop's clock */
+	struct bk_wpoll *watch;
+	struct bk_server *srv;
+	int64_t now_ms;
 };
 
 /* The reader pool (bk_reader.c). All fields under mu; the threads array is
@@ -104,14 +123,17 @@ struct bk_readers {
 	pthread_t threads[BK_READERS];
 	uint32_t threads_n;
 	bool inited;
-	struct bk_read queue[BK_READ_QUEUE_MAX];  /* ring */
+	struct bk_read queue[BK_READ_RING_MAX];  /* ring */
 	uint32_t head, count;
+	uint32_t watch_count;     /* watch polls among count */
 	uint32_t active;          /* reads being served right now */
 	bool paused;              /* no new read starts (store restore) */
 	bool stopping;
 	uint64_t served_n;        /* reads answered by the pool */
 	uint64_t refused_n;       /* reads refused: queue full */
 };
+
+struct bk_wpoll;              /* bk_watch.c */
 
 struct bk_pending {
 	struct bk_creq *req;      /* NULL = internal proposal (lease revoke) */
@@ -187,6 +209,18 @@ struct bk_server {
 	st_rev compact_last_rev;
 	struct bk_readers readers;
 	bool failed;              /* storage failed: stop the member */
+	/* The store flusher thread (BK_STORE_SYNC_INTERVAL_MS). */
+	pthread_t syncer;
+	bool syncer_started;
+	pthread_mutex_t sync_mu;
+	pthread_cond_t sync_cv;
+	bool sync_stop;           /* sync_mu */
+	/* Watch polls (bk_watch.c). */
+	struct bk_wpoll *watch_parked;  /* waiting for a revision or deadline */
+	struct bk_wpoll *watch_back;    /* mu: handed back by readers */
+	uint32_t watch_live_n;          /* mu: polls that exist */
+	st_rev watch_scan_rev;          /* revision at the last scan */
+	int64_t watch_next_deadline_ms; /* earliest parked deadline */
 	uint64_t saves_n;         /* log saves (fsyncs) with entries */
 	uint64_t saved_entries_n; /* entries they wrote: group commit ratio */
 };
@@ -274,6 +308,57 @@ void bk_reader_resume(struct bk_server *s);
  * bk_client_close), the threads are joined. Idempotent; no-op if never
  * started. Must run before bk_client_close and st_close. */
 void bk_reader_stop(struct bk_server *s);
+
+/* Loop thread: a reply with the loop's header (revision 0 = the loop's). */
+void bk_client_send(struct bk_server *s, struct bk_creq *r, uint64_t req_id,
+    uint8_t op, struct rb_resp *resp, st_rev revision);
+/* Loop thread: an error reply (msg NULL = rb_strerror); "not leader"
+ * carries the leader hint. */
+void bk_client_reply_err(struct bk_server *s, struct bk_creq *r,
+    uint64_t req_id, uint8_t op, int err, const char *msg, st_rev compact_rev);
+
+/* bk_watch.c: watch long polls. */
+/* A RB_OP_WATCH request: answered now, handed to the reader pool, or
+ * parked until the revision moves or its wait ends. Returns true when it
+ * kept wr. */
+bool bk_watch_handle(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    rb_wire_request *wr);
+/* READER thread: reads the events of a poll and replies, or hands a poll
+ * that found nothing back to the loop to wait (see bk_watch.c). */
+void bk_watch_serve(st_store *st, struct bk_read *rd);
+/* Loop thread, every turn: wakes parked polls the revision passed, answers
+ * those whose wait ended, re-parks the ones readers handed back. */
+void bk_watch_turn(struct bk_server *s);
+/* Loop thread, at stop: answers nothing more, frees every parked poll. */
+void bk_watch_close(struct bk_server *s);
+/* A queued watch read the pool dropped at stop: frees it (and its group). */
+void bk_watch_dropped(struct bk_wpoll *wp);
+/* Any thread owning r: sends buf[0..len) (malloc'ed, taken; NULL = no
+ * reply, the client times out) as r's reply. */
+void bk_creq_send(struct bk_creq *r, uint8_t *buf, size_t len);
+
+/* bk_pubsub.c: publish, dedup window and topic retention. */
+/* A RB_OP_PUBLISH request (leader: proposed as one txn). */
+void bk_publish_handle(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    const struct rb_op *op);
+/* The applied result of a publish's txn: the publish reply. */
+void bk_publish_reply(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    const struct st_result *res);
+/* Loop thread, every turn (acts when leader and due): retention and dedup
+ * window sweeps, proposed as deletes. */
+void bk_pubsub_tick(struct bk_server *s);
+
+/* bk_queue.c: work queues (op codes 20..29). */
+#define BK_QUEUE_OP(t) ((t) >= 20 && (t) < 30)
+/* A queue request; returns true when it kept wr. */
+bool bk_queue_handle(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    rb_wire_request *wr);
+/* The applied result of a queue op proposed for request r. */
+void bk_queue_reply(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    uint8_t op, const struct st_result *res);
+/* Loop thread, every turn: visibility expiry, delayed messages, parked
+ * pops (acts when leader and due). */
+void bk_queue_tick(struct bk_server *s);
 
 /* Pending proposals (bk_server.c). */
 int bk_pending_add(struct bk_server *s, struct bk_creq *r, rl_index index,

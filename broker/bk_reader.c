@@ -38,8 +38,10 @@ static void *reader_main(void *arg)
 		if (rs->stopping)
 			break;
 		struct bk_read rd = rs->queue[rs->head];
-		rs->head = (rs->head + 1) % BK_READ_QUEUE_MAX;
+		rs->head = (rs->head + 1) % BK_READ_RING_MAX;
 		rs->count--;
+		if (rd.watch)
+			rs->watch_count--;
 		rs->active++;
 		pthread_mutex_unlock(&rs->mu);
 		/* s->st is the same handle for the server's life; a restore
@@ -79,9 +81,15 @@ bool bk_reader_submit(struct bk_server *s, const struct bk_read *rd)
 	struct bk_readers *rs = &s->readers;
 	bool queued = false;
 	pthread_mutex_lock(&rs->mu);
-	if (!rs->stopping && rs->count < BK_READ_QUEUE_MAX) {
-		rs->queue[(rs->head + rs->count) % BK_READ_QUEUE_MAX] = *rd;
+	/* plain reads are limited to BK_READ_QUEUE_MAX; watch polls have their
+	 * own limit, so the ring always has room for them */
+	bool room = rd->watch ? rs->count < BK_READ_RING_MAX :
+	    rs->count - rs->watch_count < BK_READ_QUEUE_MAX;
+	if (!rs->stopping && room) {
+		rs->queue[(rs->head + rs->count) % BK_READ_RING_MAX] = *rd;
 		rs->count++;
+		if (rd->watch)
+			rs->watch_count++;
 		rd->r->state = BK_CREQ_READER;
 		queued = true;
 		pthread_cond_signal(&rs->work);
@@ -133,8 +141,10 @@ void bk_reader_stop(struct bk_server *s)
 	while (rs->count) {
 		struct bk_read *rd = &rs->queue[rs->head];
 		rb_wire_request_free(rd->wr);
+		if (rd->watch)
+			bk_watch_dropped(rd->watch);
 		rd->r->state = BK_CREQ_LOOP;
-		rs->head = (rs->head + 1) % BK_READ_QUEUE_MAX;
+		rs->head = (rs->head + 1) % BK_READ_RING_MAX;
 		rs->count--;
 	}
 	bk_log(BK_LOG_INFO, "readers: %llu reads served, %llu refused (queue "

@@ -423,6 +423,11 @@ static int compact_to_previous(struct bk_server *s)
 	rl_logstore_snapshot_meta(s->ls, &meta);
 	if (!s->snap_next_index || s->snap_next_index <= meta.index)
 		return BK_OK;
+	/* the entries about to leave the log must be in the store on disk */
+	if (st_sync(s->st)) {
+		bk_log(BK_LOG_ERROR, "store sync before log compaction failed");
+		return BK_ERR_IO;
+	}
 	meta.index = s->snap_next_index;
 	meta.term = s->snap_next_term;
 	rl_logstore_conf_state(s->ls, &meta.conf);

@@ -494,10 +494,13 @@ int bk_server_run(struct bk_server *s)
 		loop_timers(s);
 		reads_issue(s);
 		bk_lease_expire(s);
+		bk_pubsub_tick(s);
+		bk_queue_tick(s);
 		auto_compact(s);
 		if (rl_has_ready(s->node) && bk_ready_handle(s))
 			break;
 		reads_progress(s);
+		bk_watch_turn(s);
 		if (bk_snapshot_maybe(s))
 			break;
 	}
@@ -559,6 +562,7 @@ static int open_storage(struct bk_server *s)
 	st_options_init(&so);
 	so.quota_bytes = s->cfg.quota_bytes;
 	so.value_bytes_max = s->cfg.max_request_bytes;
+	so.no_sync = true;   /* the Raft log is the durable record */
 	s->snapshot_bytes_max = 4 * (so.quota_bytes ? so.quota_bytes :
 	    ST_QUOTA_BYTES_DEFAULT) + BK_SNAPSHOT_HEADROOM_BYTES;
 	if (mkdir_p(path) || (rc = st_open(path, &so, &s->st))) {
@@ -624,6 +628,55 @@ static int open_node(struct bk_server *s)
 	return bk_lease_reload(s);
 }
 
+/* Flushes the store every BK_STORE_SYNC_INTERVAL_MS so that a crash
+ * re-applies little of the log; a failure stops the member. */
+static void *syncer_main(void *arg)
+{
+	struct bk_server *s = arg;
+	pthread_mutex_lock(&s->sync_mu);
+	while (!s->sync_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += BK_STORE_SYNC_INTERVAL_MS / 1000;
+		ts.tv_nsec += (BK_STORE_SYNC_INTERVAL_MS % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->sync_cv, &s->sync_mu, &ts);
+		if (s->sync_stop)
+			break;
+		pthread_mutex_unlock(&s->sync_mu);
+		if (st_sync(s->st)) {
+			bk_log(BK_LOG_ERROR, "store sync failed; stopping");
+			bk_server_stop(s);
+		}
+		pthread_mutex_lock(&s->sync_mu);
+	}
+	pthread_mutex_unlock(&s->sync_mu);
+	return NULL;
+}
+
+static int syncer_start(struct bk_server *s)
+{
+	if (pthread_create(&s->syncer, NULL, syncer_main, s))
+		return BK_ERR_NOMEM;
+	s->syncer_started = true;
+	return BK_OK;
+}
+
+static void syncer_stop(struct bk_server *s)
+{
+	if (!s->syncer_started)
+		return;
+	pthread_mutex_lock(&s->sync_mu);
+	s->sync_stop = true;
+	pthread_cond_signal(&s->sync_cv);
+	pthread_mutex_unlock(&s->sync_mu);
+	pthread_join(s->syncer, NULL);
+	s->syncer_started = false;
+}
+
 int bk_server_open(const struct bk_config *cfg, struct bk_server **out)
 {
 	struct bk_server *s = calloc(1, sizeof(*s));
@@ -632,6 +685,8 @@ int bk_server_open(const struct bk_config *cfg, struct bk_server **out)
 	s->cfg = *cfg;
 	s->wake_fd[0] = s->wake_fd[1] = -1;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->sync_mu, NULL);
+	pthread_cond_init(&s->sync_cv, NULL);
 	int rc = BK_ERR_IO;
 	if (pipe2(s->wake_fd, O_NONBLOCK | O_CLOEXEC))
 		goto out_close;
@@ -639,7 +694,7 @@ int bk_server_open(const struct bk_config *cfg, struct bk_server **out)
 		goto out_close;
 	if ((rc = open_node(s)) || (rc = bk_snapshot_scan(s)) ||
 	    (rc = peer_open(s)) || (rc = bk_client_open(s)) ||
-	    (rc = bk_reader_start(s)))
+	    (rc = bk_reader_start(s)) || (rc = syncer_start(s)))
 		goto out_close;
 	*out = s;
 	return BK_OK;
@@ -657,6 +712,7 @@ void bk_server_close(struct bk_server *s)
 	pthread_mutex_unlock(&s->mu);
 	/* readers reply on client contexts and read the store */
 	bk_reader_stop(s);
+	bk_watch_close(s);
 	bk_client_close(s);
 	if (s->peer_aio) {
 		nng_aio_stop(s->peer_aio);
@@ -672,14 +728,17 @@ void bk_server_close(struct bk_server *s)
 		s->peer_head = (s->peer_head + 1) % BK_PEER_INBOX_MAX;
 		s->peer_count--;
 	}
+	syncer_stop(s);
 	rl_node_free(s->node);
-	st_close(s->st);
+	st_close(s->st);   /* flushes the store */
 	rl_logstore_close(s->ls);
 	free(s->leases);
 	if (s->wake_fd[0] >= 0) {
 		close(s->wake_fd[0]);
 		close(s->wake_fd[1]);
 	}
+	pthread_cond_destroy(&s->sync_cv);
+	pthread_mutex_destroy(&s->sync_mu);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }

@@ -117,6 +117,19 @@ enum rb_op_type {
 	RB_OP_MEMBER_LIST = 11,
 	RB_OP_ENDPOINT_STATUS = 12,
 	RB_OP_HEALTH = 13,
+	RB_OP_WATCH = 14,            /* one long poll of a watch stream */
+	RB_OP_PUBLISH = 15,          /* append a message to a topic */
+	/* 16..19: reserved (pub/sub) */
+	/* 20..29: work queues (struct rb_queue_req / rb_queue_resp) */
+	RB_OP_QUEUE_PUSH = 20,
+	RB_OP_QUEUE_POP = 21,
+	RB_OP_QUEUE_ACK = 22,
+	RB_OP_QUEUE_NACK = 23,
+	RB_OP_QUEUE_EXTEND = 24,
+	RB_OP_QUEUE_STATS = 25,
+	RB_OP_QUEUE_DLQ = 26,
+	RB_OP_QUEUE_REDRIVE = 27,
+	RB_OP_QUEUE_CONFIG = 28,
 	RB_OP_TYPE_COUNT             /* one past the last */
 };
 
@@ -210,6 +223,142 @@ struct rb_lease_grant { int64_t ttl_s; rb_lease_id id; /* 0 = server picks */ };
 struct rb_lease_id_req { rb_lease_id id; };   /* revoke, keepalive */
 struct rb_lease_ttl_req { rb_lease_id id; bool keys; };
 
+/* One watch of a poll: a key, a range or a prefix (range rules as above),
+ * read from revision start_rev (>= 1; the library resolves "from now" to
+ * the member's revision + 1 before its first poll). start_sub skips the
+ * events of start_rev before that position within the revision: 0, or the
+ * next_sub of a previous reply when a huge revision was split. */
+struct rb_watch_spec {
+	const uint8_t *key;
+	size_t key_len;
+	const uint8_t *range_end;
+	size_t range_end_len;
+	rb_rev start_rev;
+	uint32_t start_sub;
+	bool prev_kv;
+	bool no_put;             /* filter out PUT events */
+	bool no_delete;          /* filter out DELETE events */
+};
+
+/* Watches polled per request. */
+#define RB_WATCHES_PER_POLL_MAX 1024u
+/* Longest wait of one poll; the server clamps larger values. */
+#define RB_WATCH_WAIT_MS_MAX 60000
+/* Events per poll reply (the server may return fewer; a revision is only
+ * split when it alone is larger). */
+#define RB_WATCH_EVENTS_MAX 1000u
+
+/* One long poll (RB_OP_WATCH): answered as soon as any watch has events or
+ * is cancelled, or after wait_ms with none (a progress reply: every watch
+ * has seen everything up to header.revision). wait_ms 0 answers at once. */
+struct rb_watch_req {
+	const struct rb_watch_spec *watches;
+	size_t watches_n;        /* 1..RB_WATCHES_PER_POLL_MAX */
+	int64_t wait_ms;         /* 0..RB_WATCH_WAIT_MS_MAX */
+	uint32_t events_max;     /* 0 = RB_WATCH_EVENTS_MAX */
+};
+
+/* A message to publish on a topic (RB_OP_PUBLISH). The server stores it
+ * under the key `topic` + the 20-digit zero-padded revision that appends
+ * it (docs/pubsub.md). msg_id (optional) makes the publish idempotent:
+ * a second publish of the same id on the topic within the dedup window
+ * returns the first one's revision and appends nothing. */
+struct rb_header_kv {
+	const uint8_t *key;
+	size_t key_len;
+	const uint8_t *value;
+	size_t value_len;
+};
+struct rb_publish {
+	const uint8_t *topic;    /* the topic prefix, e.g. "/orders/" */
+	size_t topic_len;
+	const uint8_t *payload;
+	size_t payload_len;
+	const struct rb_header_kv *headers;
+	size_t headers_n;
+	const uint8_t *msg_id;   /* NULL/0 = not idempotent */
+	size_t msg_id_len;
+};
+
+/* ---- work queues: request and reply (RB_OP_QUEUE_*) ----------------------
+ * A queue is named by a byte string (1..RB_QUEUE_NAME_BYTES_MAX). Every
+ * queue op is one Raft entry applied by the store (docs/queues.md), except
+ * STATS and DLQ, which read the leader's state. One request struct serves
+ * every queue op; each op reads only the fields listed for it and the
+ * others must be zero/NULL. */
+
+/* Longest queue name, dedup id and consumer name (the server refuses
+ * longer ones too). */
+#define RB_QUEUE_NAME_BYTES_MAX 128u
+#define RB_QUEUE_DEDUP_ID_BYTES_MAX 128u
+#define RB_QUEUE_CONSUMER_BYTES_MAX 128u
+/* Messages claimed by one pop / moved by one redrive. */
+#define RB_QUEUE_POP_MAX 100u
+/* Dead letters listed by one DLQ request. */
+#define RB_QUEUE_DLQ_LIMIT_MAX 1000u
+/* Longest server-side wait of one pop request (a longer wait_ms is
+ * clamped); rb_queue_pop() splits longer waits into several requests. */
+#define RB_QUEUE_WAIT_MS_MAX 60000
+/* Longest visibility timeout (12 hours) and delay (one week). */
+#define RB_QUEUE_VISIBILITY_MS_MAX (12ll * 3600 * 1000)
+#define RB_QUEUE_DELAY_MS_MAX (7ll * 24 * 3600 * 1000)
+/* Visibility timeout of a pop that gives 0. */
+#define RB_QUEUE_VISIBILITY_MS_DEFAULT 30000
+/* Largest max_deliveries of CONFIG. */
+#define RB_QUEUE_DELIVERIES_MAX 1000u
+
+struct rb_queue_req {
+	const uint8_t *queue;         /* every op */
+	size_t queue_len;
+	const uint8_t *payload;       /* PUSH */
+	size_t payload_len;
+	int64_t delay_ms;             /* PUSH, NACK: invisible for this long */
+	const uint8_t *dedup_id;      /* PUSH: optional; a second push with the
+	                                 same id within the dedup window returns
+	                                 the first one's id (duplicate = true) */
+	size_t dedup_id_len;
+	const uint8_t *consumer;      /* POP: who claims (informational) */
+	size_t consumer_len;
+	int64_t visibility_ms;        /* POP (0 = default), EXTEND: the claim
+	                                 lasts this long from now */
+	uint32_t max_n;               /* POP: 1..RB_QUEUE_POP_MAX (0 = 1);
+	                                 REDRIVE: how many (0 = RB_QUEUE_POP_MAX);
+	                                 DLQ: how many listed (0 = 100) */
+	int64_t wait_ms;              /* POP: long-poll wait when the queue is
+	                                 empty, 0..RB_QUEUE_WAIT_MS_MAX */
+	const uint8_t *receipt;       /* ACK, NACK, EXTEND: from the pop */
+	size_t receipt_len;
+	uint32_t max_deliveries;      /* CONFIG: 1..RB_QUEUE_DELIVERIES_MAX */
+};
+
+/* A message as a pop, a push, a redrive or a DLQ listing returns it. */
+struct rb_queue_msg {
+	const uint8_t *id;            /* "<20-digit revision>-<4-digit index>" */
+	size_t id_len;
+	const uint8_t *payload;       /* POP, DLQ */
+	size_t payload_len;
+	uint32_t delivery_count;      /* deliveries so far (1 on the first pop) */
+	const uint8_t *receipt;       /* POP: for ack/nack/extend */
+	size_t receipt_len;
+	int64_t enqueued_ms;          /* the leader's wall clock at the push */
+};
+
+/* The reply of every queue op. PUSH: msgs[0] is the message (its id), and
+ * duplicate says a dedup id matched an earlier push. POP: the claimed
+ * messages (none when the queue stayed empty for the wait). REDRIVE: the
+ * messages moved back. DLQ: the dead letters, oldest first. STATS: the
+ * counters. ACK/NACK/EXTEND/CONFIG: nothing. */
+struct rb_queue_resp {
+	struct rb_queue_msg *msgs;
+	size_t msgs_n;
+	bool duplicate;
+	uint64_t ready, inflight, delayed, dead;   /* STATS */
+	int64_t oldest_ready_enqueued_ms;          /* STATS: 0 = none ready */
+	int64_t oldest_ready_age_ms;   /* STATS: the serving member's clock
+	                                  minus the above; 0 = none ready */
+	uint32_t max_deliveries;                   /* STATS */
+};
+
 /* One request. Ops without a body (LEASE_LEASES, MEMBER_LIST,
  * ENDPOINT_STATUS, HEALTH) use no union member. */
 struct rb_op {
@@ -224,6 +373,9 @@ struct rb_op {
 		struct rb_lease_id_req lease_revoke;
 		struct rb_lease_id_req lease_keepalive;
 		struct rb_lease_ttl_req lease_ttl;
+		struct rb_watch_req watch;
+		struct rb_publish publish;
+		struct rb_queue_req queue;   /* RB_OP_QUEUE_* */
 	} u;
 };
 
@@ -293,6 +445,36 @@ struct rb_status_resp {
 };
 struct rb_health_resp { bool healthy; const char *reason; };
 
+enum rb_event_type { RB_EVENT_PUT = 0, RB_EVENT_DELETE = 1 };
+
+/* A DELETE event's kv has key and mod_revision set, the rest 0; prev_kv is
+ * the key before the event (when asked and it existed), as in etcd. */
+struct rb_event {
+	uint8_t type;            /* enum rb_event_type */
+	struct rb_kv kv;
+	bool has_prev_kv;
+	struct rb_kv prev_kv;
+};
+
+/* The answer for one watch of a poll (results[i] answers watches[i]).
+ * events are in revision order; all events of one revision are in the same
+ * result unless that revision alone exceeded the reply limit. next_rev /
+ * next_sub say where the watch continues. canceled with err
+ * RB_ERR_COMPACTED (compact_revision set) when start_rev was compacted. */
+struct rb_watch_result {
+	int64_t watch_id;        /* libraftbus: the id rb_watch_add returned */
+	struct rb_event *events;
+	size_t events_n;
+	rb_rev next_rev;
+	uint32_t next_sub;
+	bool canceled;
+	int err;                 /* with canceled: the reason (an rb_err) */
+	rb_rev compact_revision;
+	bool progress;           /* libraftbus: a progress notification */
+};
+struct rb_watch_resp { struct rb_watch_result *results; size_t results_n; };
+struct rb_publish_resp { rb_rev revision; bool duplicate; };
+
 struct rb_op_resp {
 	uint8_t type;            /* enum rb_op_type; RB_OP_NONE on error */
 	union {
@@ -307,6 +489,9 @@ struct rb_op_resp {
 		struct rb_member_list_resp member_list;
 		struct rb_status_resp status;
 		struct rb_health_resp health;
+		struct rb_watch_resp watch;
+		struct rb_publish_resp publish;
+		struct rb_queue_resp queue;  /* RB_OP_QUEUE_* */
 	} u;
 };
 
@@ -382,6 +567,9 @@ int rb_lease_timetolive(rb_client *c, rb_lease_id id, bool keys,
 int rb_lease_leases(rb_client *c, struct rb_resp *resp);
 int rb_member_list(rb_client *c, struct rb_resp *resp);
 
+/* The handle's command timeout (ms). */
+int64_t rb_client_command_timeout_ms(const rb_client *c);
+
 /* The number of endpoints and the i-th URL (borrowed from the handle). */
 size_t rb_client_endpoints_n(const rb_client *c);
 const char *rb_client_endpoint(const rb_client *c, size_t i);
@@ -393,5 +581,481 @@ size_t rb_prefix_end(const uint8_t *key, size_t key_len, uint8_t *buf);
 
 /* Is this op a write (must not be re-sent after its reply was lost)? */
 bool rb_op_is_write(const struct rb_op *op);
+
+/* ---- watch streams ------------------------------------------------------- */
+
+/* A watcher multiplexes many watches on one connection of its own (opened
+ * from the client's configuration), served by long polls (RB_OP_WATCH). It
+ * keeps, per watch, the next revision it wants; every poll asks for exactly
+ * that, so events arrive in revision order with no gap and no duplicate,
+ * across reconnects: when the serving member dies or stops answering, the
+ * watcher polls another endpoint from the same position (the revision
+ * numbering is the same on every member). A slow reader costs the server
+ * nothing: it reads the event history when the watcher asks.
+ *
+ * Threads: one thread at a time per watcher; independent of the rb_client it
+ * was opened from (which may be closed first). */
+typedef struct rb_watcher rb_watcher;
+
+/* What to watch. start_rev 0 = from now (the member's revision + 1 when the
+ * watch is added); otherwise replay from start_rev. */
+struct rb_watch_opts {
+	const uint8_t *key;
+	size_t key_len;
+	const uint8_t *range_end;     /* etcd range rules; see rb_prefix_end() */
+	size_t range_end_len;
+	rb_rev start_rev;
+	bool prev_kv;
+	bool no_put;
+	bool no_delete;
+	bool progress_notify;         /* periodic progress notifications */
+};
+
+/* Largest number of watches on one watcher. */
+#define RB_WATCHER_WATCHES_MAX RB_WATCHES_PER_POLL_MAX
+/* Default interval of progress notifications (etcd's default 10 min). */
+#define RB_WATCH_PROGRESS_MS_DEFAULT 600000
+/* Wait of one long poll. */
+#define RB_WATCH_POLL_WAIT_MS 10000
+
+/* Opens a watcher on c's endpoints (copied; c may be closed afterwards).
+ * progress_ms: interval of progress notifications of watches that asked
+ * for them (<= 0: RB_WATCH_PROGRESS_MS_DEFAULT). Errors: RB_ERR_NOMEM. */
+int rb_watch_open(rb_client *c, int64_t progress_ms, rb_watcher **out);
+
+/* Adds a watch; *id_out receives its id (>= 1). With start_rev 0 this
+ * asks a member for its revision (so "from now" is a revision), which may
+ * fail like any read. Errors: RB_ERR_INVALID (empty key, too many
+ * watches, bad start_rev), RB_ERR_UNAVAILABLE, RB_ERR_TIMEOUT, ... */
+int rb_watch_add(rb_watcher *w, const struct rb_watch_opts *o, int64_t *id_out);
+
+/* Stops a watch (nothing more is reported for it). RB_ERR_INVALID when no
+ * such watch. */
+int rb_watch_cancel(rb_watcher *w, int64_t id);
+
+/* Asks for a progress notification of every watch: the next rb_watch_next()
+ * reports one (progress = true, header.revision) for each watch that is
+ * caught up. */
+void rb_watch_request_progress(rb_watcher *w);
+
+/* Waits up to timeout_ms (< 0: forever) for something to report and fills
+ * *resp (body.type RB_OP_WATCH, body.u.watch.results: one result per
+ * watch with events, a cancellation or a progress notification; watch_id
+ * set). Returns 0 with results_n == 0 on timeout. A cancelled watch is
+ * removed. Member failures are retried on other endpoints within the
+ * timeout; an error is returned only when no member answered for the
+ * command timeout (the watch positions are kept: calling again resumes).
+ * Release resp with rb_resp_free(). */
+int rb_watch_next(rb_watcher *w, int64_t timeout_ms, struct rb_resp *resp);
+
+/* The revision the watch continues from (next event wanted), or 0 when no
+ * such watch. */
+rb_rev rb_watch_position(const rb_watcher *w, int64_t id);
+
+/* Number of watches open. */
+size_t rb_watch_count(const rb_watcher *w);
+
+/* Closes the watcher and its connection. NULL-safe. */
+void rb_watch_close(rb_watcher *w);
+
+/* Publishes one message (RB_OP_PUBLISH); resp->body.u.publish.revision is
+ * its revision (and position). Same errors as rb_do(). A publish with a
+ * msg_id is safe to retry after an unknown outcome. */
+int rb_publish(rb_client *c, const struct rb_publish *req, struct rb_resp *resp);
+
+/* ---- work queues ---------------------------------------------------------
+ * Thin calls over rb_do() with the RB_OP_QUEUE_* ops (docs/queues.md).
+ * queue, consumer and dedup_id are NUL-terminated names; payloads and
+ * receipts are byte strings (a receipt is the `receipt` of a popped
+ * rb_queue_msg, used as given). Every call fills *resp as rb_do() does
+ * (body.u.queue) and returns resp->err: RB_ERR_INVALID (nothing sent) for
+ * a NULL or empty queue name, a name, id or consumer above its limit, a
+ * negative delay, wait or visibility, or a count above its limit;
+ * otherwise any error of rb_do(), plus, from the server:
+ *   RB_ERR_KEY_NOT_FOUND  ack/nack/extend with a receipt that is unknown or
+ *                         stale: the message was redelivered (its claim
+ *                         expired), acked or dead-lettered since
+ *   RB_ERR_BAD_REQUEST    a value the server refuses (its message says which)
+ * Threads: as rb_do() (one thread at a time per client). */
+
+/* Pushes one message; body.u.queue.msgs[0].id is its id. dedup_id (NULL =
+ * none) makes the push idempotent within the server's dedup window, and
+ * then it is retried after an unknown outcome like a read; without it a
+ * push is a write that is never re-sent (see the top of this file). */
+int rb_queue_push(rb_client *c, const char *queue, const void *payload,
+	size_t len, int64_t delay_ms, const char *dedup_id, struct rb_resp *resp);
+
+/* Claims up to max_n (1..RB_QUEUE_POP_MAX; 0 = 1) ready messages, FIFO,
+ * for visibility_ms (0 = RB_QUEUE_VISIBILITY_MS_DEFAULT): until then no
+ * other pop gets them; ack them before it ends. With wait_ms > 0 and
+ * nothing ready, waits up to wait_ms for a message (a long poll; the
+ * server is idle meanwhile) and returns as soon as one is claimed; waits
+ * longer than the command timeout allows are split into several requests
+ * so that each stays within it. msgs_n == 0 (not an error) when nothing
+ * came. A pop is a write: after an unknown outcome it is not re-sent, and
+ * whatever it claimed comes back after its visibility timeout. */
+int rb_queue_pop(rb_client *c, const char *queue, const char *consumer,
+	int64_t visibility_ms, uint32_t max_n, int64_t wait_ms, struct rb_resp *resp);
+
+/* Acknowledges (deletes) a claimed message. */
+int rb_queue_ack(rb_client *c, const char *queue, const uint8_t *receipt,
+	size_t receipt_len, struct rb_resp *resp);
+/* Gives a claimed message back: ready again after delay_ms (0 = at once).
+ * Its delivery count stays (it was counted at the pop); a message that has
+ * used up its deliveries goes to the dead-letter queue instead. */
+int rb_queue_nack(rb_client *c, const char *queue, const uint8_t *receipt,
+	size_t receipt_len, int64_t delay_ms, struct rb_resp *resp);
+/* Extends a claim: it now lasts visibility_ms (> 0) from now. */
+int rb_queue_extend(rb_client *c, const char *queue, const uint8_t *receipt,
+	size_t receipt_len, int64_t visibility_ms, struct rb_resp *resp);
+/* Counters of a queue (a read of the leader's state; an unknown queue has
+ * all zero and max_deliveries the default). */
+int rb_queue_stats(rb_client *c, const char *queue, struct rb_resp *resp);
+/* Lists up to limit (0 = 100, at most RB_QUEUE_DLQ_LIMIT_MAX) dead letters,
+ * oldest first (a read; the server stops early after 16 MiB of payloads,
+ * returning at least one). */
+int rb_queue_dlq(rb_client *c, const char *queue, uint32_t limit,
+	struct rb_resp *resp);
+/* Moves up to max_n (0 = RB_QUEUE_POP_MAX) dead letters back to ready;
+ * msgs lists them. */
+int rb_queue_redrive(rb_client *c, const char *queue, uint32_t max_n,
+	struct rb_resp *resp);
+/* Sets the queue's max deliveries (1..RB_QUEUE_DELIVERIES_MAX; default 5):
+ * a message popped that many times without an ack is dead-lettered. */
+int rb_queue_config(rb_client *c, const char *queue, uint32_t max_deliveries,
+	struct rb_resp *resp);
+
+/* ---- pub/sub ------------------------------------------------------------- */
+
+/* Topics, messages, consumer groups and retention (docs/pubsub.md). A
+ * message of topic T is the key T + 20 zero-padded digits of the revision
+ * that appended it; its value is the envelope
+ * [1, publish_time_ms, [[header key, header value]...], payload] (msgpack).
+ * Reserved key prefixes: "_rb/dedup/", "_rb/topic/", "_rb/topic-floor/",
+ * "_rb/group/", "_rb/group-owner/". */
+
+/* Headers per message. */
+#define RB_MESSAGE_HEADERS_MAX 64u
+/* Digits of the revision suffix of a message key. */
+#define RB_MESSAGE_REV_DIGITS 20u
+/* Envelope version written and understood. */
+#define RB_MESSAGE_VERSION 1
+/* Key prefixes of the pub/sub state. */
+#define RB_PUBSUB_DEDUP_PREFIX "_rb/dedup/"
+#define RB_PUBSUB_TOPIC_PREFIX "_rb/topic/"
+#define RB_PUBSUB_FLOOR_PREFIX "_rb/topic-floor/"
+#define RB_PUBSUB_GROUP_PREFIX "_rb/group/"
+#define RB_PUBSUB_OWNER_PREFIX "_rb/group-owner/"
+/* Longest topic: the store's key limit (480) minus the revision digits. */
+#define RB_TOPIC_BYTES_MAX (480u - RB_MESSAGE_REV_DIGITS)
+/* Longest consumer group name. */
+#define RB_GROUP_BYTES_MAX 128u
+
+/* A decoded message. Every pointer borrows from the rb_kv it was decoded
+ * from (valid as long as that kv is). */
+struct rb_message {
+	rb_rev revision;         /* the message's revision (= its position) */
+	const uint8_t *key;
+	size_t key_len;
+	int64_t publish_time_ms; /* the leader's wall clock (Unix ms) */
+	struct rb_header_kv headers[RB_MESSAGE_HEADERS_MAX];
+	size_t headers_n;
+	const uint8_t *payload;
+	size_t payload_len;
+};
+
+/* Encodes an envelope into a malloc'ed buffer (*out, *out_len; the caller
+ * frees it). Any thread. Errors: RB_ERR_INVALID (headers_n >
+ * RB_MESSAGE_HEADERS_MAX, NULL with a length), RB_ERR_NOMEM. */
+int rb_message_encode(int64_t publish_time_ms, const struct rb_header_kv *headers,
+	size_t headers_n, const uint8_t *payload, size_t payload_len,
+	uint8_t **out, size_t *out_len);
+
+/* Decodes the envelope in kv->value into *m (pointers into kv). The
+ * revision is kv->mod_revision (a message is written once). Any thread.
+ * Errors: RB_ERR_PROTOCOL (not an envelope of version 1: garbage, trailing
+ * bytes, more than RB_MESSAGE_HEADERS_MAX headers). */
+int rb_message_decode(const struct rb_kv *kv, struct rb_message *m);
+
+/* Is key[0..key_len) a message key of topic: topic + exactly 20 digits? */
+bool rb_message_key_of(const uint8_t *topic, size_t topic_len,
+	const uint8_t *key, size_t key_len);
+
+/* Where a subscription starts when it has no committed position. */
+enum rb_sub_from {
+	RB_SUB_FROM_EARLIEST = 0,  /* the oldest retained message */
+	RB_SUB_FROM_LATEST = 1,    /* messages published from now on */
+	RB_SUB_FROM_REVISION = 2,  /* from opts.from_rev */
+};
+
+struct rb_sub_opts {
+	int from;                  /* enum rb_sub_from */
+	rb_rev from_rev;           /* with RB_SUB_FROM_REVISION; >= 1 */
+	bool auto_commit;          /* commit the previous batch at each
+	                            * rb_sub_next() (after it was processed) */
+	int64_t owner_ttl_s;       /* group owner lease; <= 0: default */
+};
+
+/* Default TTL of a group owner's lease: a consumer killed -9 is replaced
+ * after about this long. */
+#define RB_SUB_OWNER_TTL_S_DEFAULT 3
+/* How often a standby consumer retries taking over (ms). */
+#define RB_SUB_STANDBY_RETRY_MS 250
+/* How often the retention floor is re-read while streaming (ms). */
+#define RB_SUB_FLOOR_REFRESH_MS 1000
+
+typedef struct rb_sub rb_sub;
+
+/* Messages of one rb_sub_next(), in revision order. Valid until the next
+ * rb_sub_next() or rb_sub_close() on the same subscriber. */
+struct rb_sub_batch {
+	const struct rb_message *msgs;
+	size_t msgs_n;
+	bool standby;              /* group: another consumer owns the group */
+};
+
+/* Subscribes to topic. group NULL (or "") = no group: the position lives
+ * in the subscriber only. With a group, the subscriber becomes the one
+ * active consumer of (group, topic) when it can take the owner key (a
+ * lease-backed key, kept alive by rb_sub_next), else it is a standby that
+ * takes over when the owner's lease is gone; it then resumes from the
+ * committed position + 1, or from opts->from when nothing was committed.
+ * c is borrowed: it must stay open until rb_sub_close() and be used by one
+ * thread at a time together with the subscriber. opts NULL = earliest,
+ * explicit commits. A group consumer only takes ownership in rb_sub_next.
+ * Errors: RB_ERR_INVALID (empty or too long topic or group, bad opts; or
+ * a start position at or below the retention floor of the topic, with the
+ * message "position N is behind the retention of topic T (earliest
+ * retained: M); restart from earliest"), RB_ERR_COMPACTED (the start was
+ * compacted), RB_ERR_NOMEM and every error of rb_do(). errbuf (may be
+ * NULL) receives the message of a failure. */
+int rb_sub_open(rb_client *c, const char *topic, const char *group,
+	const struct rb_sub_opts *opts, rb_sub **out, char *errbuf, size_t errlen);
+
+/* Waits up to timeout_ms (< 0: forever) for messages and fills *batch
+ * (empty on timeout, and while standby). DELETE events and keys that are
+ * not messages of the topic are skipped; so is a message whose value is
+ * not an envelope. Errors: as rb_sub_open (behind retention, compacted:
+ * the subscriber cannot continue; open a new one), or a member error after
+ * the command timeout (the position is kept: call again). errbuf (may be
+ * NULL) receives the message of a failure. */
+int rb_sub_next(rb_sub *s, int64_t timeout_ms, struct rb_sub_batch *batch,
+	char *errbuf, size_t errlen);
+
+/* Commits `revision` as processed for the group (a no-op without a group):
+ * a compare-and-swap that never moves the committed position backwards.
+ * Errors: RB_ERR_INVALID (revision < 1), every error of rb_do(). */
+int rb_sub_commit(rb_sub *s, rb_rev revision);
+
+/* The revision the subscriber continues from (next message wanted; 0
+ * while a group consumer has not started), the last revision returned
+ * (0 = none), and the committed position as last written or read. */
+rb_rev rb_sub_position(const rb_sub *s);
+rb_rev rb_sub_last(const rb_sub *s);
+rb_rev rb_sub_committed(const rb_sub *s);
+
+/* Closes the subscriber and releases the group (revokes the owner lease so
+ * that a standby takes over at once). Commits nothing. NULL-safe. */
+void rb_sub_close(rb_sub *s);
+
+/* Reads the committed position of (group, topic) into *rev (0 = none).
+ * Errors: every error of rb_do(). */
+int rb_group_committed(rb_client *c, const char *group, const char *topic,
+	rb_rev *rev);
+
+/* Reads the retention floor of topic into *floor (the revision of the
+ * newest message removed by retention; 0 = none). Errors: every error of
+ * rb_do(). */
+int rb_topic_floor(rb_client *c, const char *topic, rb_rev *floor);
+
+/* ---- locks and elections ------------------------------------------------ */
+
+#include <signal.h>   /* sig_atomic_t */
+
+/* etcd's concurrency recipes (docs/locks.md), built on txn + lease + watch
+ * with no server support: a lock or an election NAME is the key prefix
+ * NAME "/", each contender owns the key NAME "/" <lease id in hex> bound to
+ * its lease, and the contender whose key has the lowest create revision
+ * holds the lock / leads. A waiter watches only the next older key (no
+ * thundering herd). The owner key's create revision is the fencing token:
+ * it grows with every grant and a write fenced with it (rb_fenced_txn) is
+ * refused once the key is gone. The prefix is NAME followed by "/", as in
+ * etcd's NewMutex / NewElection, so the two interoperate key-wise.
+ *
+ * Errors: the calls below return 0, an rb_err, or one of these codes; the
+ * message of the call is in resp->msg as everywhere (on success resp holds
+ * the last reply, e.g. the grant check's, with its header). resp must be
+ * zeroed or freed before the call and is released with rb_resp_free().
+ * rb_cc_strerror() knows both sets. Threads: like rb_client (one thread at
+ * a time per handle); sessions and observers as stated below. */
+enum rb_cc_err {
+	/* the owner key vanished (its lease expired or was revoked, or the
+	 * key was deleted) before the lock / leadership was granted */
+	RB_ERR_LOCK_LOST = -201,
+	/* a fenced write was refused: the token is no longer the owner key's
+	 * create revision (the lock was released, lost or re-taken) */
+	RB_ERR_STALE_TOKEN = -202,
+	/* proclaim / resign by a contender that is not the leader (etcd's
+	 * "election: not leader") */
+	RB_ERR_NOT_ELECTED = -203,
+	/* rb_election_leader() of an election without a leader (etcd's
+	 * "election: no leader") */
+	RB_ERR_NO_ELECTION_LEADER = -204,
+	/* the wait was cancelled through rb_cc_wait.cancel */
+	RB_ERR_CANCELED = -205,
+};
+
+/* Text of an rb_cc_err or an rb_err (static, never NULL). Any thread. */
+const char *rb_cc_strerror(int err);
+
+/* Longest lock / election name; its owner key adds "/" and up to 16 hex
+ * digits. */
+#define RB_CC_NAME_BYTES_MAX 1024u
+#define RB_CC_KEY_BYTES_MAX (RB_CC_NAME_BYTES_MAX + 17u)
+/* Default lease TTLs of sessions: etcdctl lock's --ttl and etcd's
+ * concurrency.NewSession (used by etcdctl elect). */
+#define RB_LOCK_TTL_S_DEFAULT 10
+#define RB_SESSION_TTL_S_DEFAULT 60
+
+/* How long to wait for a lock or leadership: timeout_ms < 0 waits forever;
+ * cancel, when set, is polled (every RB_CC_CANCEL_POLL_MS at most) and a
+ * non-zero value stops the wait with RB_ERR_CANCELED; a signal handler may
+ * set it. */
+struct rb_cc_wait {
+	int64_t timeout_ms;
+	const volatile sig_atomic_t *cancel;
+};
+#define RB_CC_CANCEL_POLL_MS 200
+
+/* An owned contender key: the lock held, or the campaign won. */
+struct rb_cc_key {
+	uint8_t key[RB_CC_KEY_BYTES_MAX];   /* NAME "/" <lease hex> */
+	size_t key_len;
+	rb_rev token;            /* the key's create revision (fencing token) */
+	rb_rev revision;         /* store revision when granted (etcdctl's
+	                            ETCD_LOCK_REV) */
+	rb_lease_id lease;
+};
+
+/* Takes the lock `name` for `lease` (which must exist; the caller keeps it
+ * alive, e.g. with an rb_session): creates the owner key if this lease has
+ * none yet (a lease that already owns it takes it again, as in etcd), waits
+ * for every older key to go, then checks in one txn that its key is still
+ * there with the same create revision (so its lease was alive at the grant
+ * - etcd issue 11456). On success *out describes the lock. On any failure
+ * after the key was created (timeout, cancel, no member answering) the key
+ * is deleted (best effort) so nobody waits behind it.
+ * Errors: RB_ERR_INVALID (empty or too long name, lease 0), every rb_do()
+ * error (RB_ERR_LEASE_NOT_FOUND for a dead lease), RB_ERR_LOCK_LOST,
+ * RB_ERR_TIMEOUT (not granted within w->timeout_ms; w NULL = forever),
+ * RB_ERR_CANCELED. Member failures while waiting are retried on other
+ * members until the timeout. Uses one extra connection (a watcher) while
+ * waiting. */
+int rb_lock(rb_client *c, const uint8_t *name, size_t name_len,
+	rb_lease_id lease, const struct rb_cc_wait *w, struct rb_cc_key *out,
+	struct rb_resp *resp);
+
+/* Releases the lock: deletes the owner key (k->key). Releasing a lock
+ * already lost is not an error (the key is simply absent). Errors: those
+ * of rb_do(). */
+int rb_unlock(rb_client *c, const struct rb_cc_key *k, struct rb_resp *resp);
+
+/* Runs `ops` (borrowed; PUT, RANGE, DELETE_RANGE, TXN) as one txn only
+ * while the owner key `key` still has create revision `token`:
+ * `if create_revision(key) == token then ops`. *resp is the txn's reply
+ * (body.u.txn.responses answer ops). Errors: RB_ERR_STALE_TOKEN when the
+ * compare failed (nothing was written), RB_ERR_INVALID (no ops, token <=
+ * 0), every rb_do() error (a timeout leaves the outcome unknown, as for any
+ * write). */
+int rb_fenced_txn(rb_client *c, const uint8_t *key, size_t key_len,
+	rb_rev token, const struct rb_op *ops, size_t ops_n, struct rb_resp *resp);
+/* rb_fenced_txn() of one put. */
+int rb_fenced_put(rb_client *c, const struct rb_cc_key *k,
+	const struct rb_put *put, struct rb_resp *resp);
+
+/* Campaigns for leadership of election `name` with `value` (borrowed):
+ * the same waiting and grant check as rb_lock(); the owner key holds the
+ * value (an existing key of the same lease gets the new value, as etcd's
+ * Campaign does). Errors: those of rb_lock(). */
+int rb_campaign(rb_client *c, const uint8_t *name, size_t name_len,
+	rb_lease_id lease, const uint8_t *value, size_t value_len,
+	const struct rb_cc_wait *w, struct rb_cc_key *out, struct rb_resp *resp);
+
+/* The leader replaces its value (observers see the change). Errors:
+ * RB_ERR_NOT_ELECTED when k no longer leads (key gone or re-created),
+ * those of rb_do(). */
+int rb_proclaim(rb_client *c, const struct rb_cc_key *k, const uint8_t *value,
+	size_t value_len, struct rb_resp *resp);
+
+/* Gives up leadership: deletes the key if it still is k's (compare on the
+ * create revision). Resigning a leadership already lost is not an error.
+ * Errors: those of rb_do(). */
+int rb_resign(rb_client *c, const struct rb_cc_key *k, struct rb_resp *resp);
+
+/* The current leader of election `name`: *leader points into resp (valid
+ * until rb_resp_free) at the oldest key under the prefix. Errors:
+ * RB_ERR_NO_ELECTION_LEADER, RB_ERR_INVALID, those of rb_do(). */
+int rb_election_leader(rb_client *c, const uint8_t *name, size_t name_len,
+	const struct rb_kv **leader, struct rb_resp *resp);
+
+/* A stream of the leaders of one election, in order, each reported once
+ * when it takes over and again whenever it proclaims (etcd's Observe). It
+ * runs on a watcher of the election prefix plus a client of its own, both
+ * opened from c's endpoints (c may be closed afterwards). Threads: one
+ * thread at a time per observer. */
+typedef struct rb_observer rb_observer;
+
+/* What rb_observe_next() reports: the leader's key (key, value,
+ * create_revision = its token, mod_revision, lease) in observer-owned
+ * memory valid until the next rb_observe_next() or rb_observe_close(). */
+struct rb_leader_event {
+	struct rb_kv kv;
+	rb_rev revision;         /* store revision at which it was leader */
+};
+
+/* Opens an observer; the first rb_observe_next() reports the current
+ * leader if there is one. Errors: RB_ERR_INVALID, RB_ERR_NOMEM, those of
+ * rb_do() (one range and one watch are set up here). */
+int rb_observe_open(rb_client *c, const uint8_t *name, size_t name_len,
+	rb_observer **out);
+
+/* Waits up to timeout_ms (< 0: forever) for the next leader or proclaimed
+ * value. Returns 0 with *got true and *ev filled, 0 with *got false on
+ * timeout, or an error: RB_ERR_COMPACTED (the history it needed is gone;
+ * reopen), RB_ERR_UNAVAILABLE / RB_ERR_TIMEOUT when no member answered for
+ * the command timeout (calling again resumes where it stopped). */
+int rb_observe_next(rb_observer *o, int64_t timeout_ms, bool *got,
+	struct rb_leader_event *ev);
+
+/* Closes the observer. NULL-safe. */
+void rb_observe_close(rb_observer *o);
+
+/* A session: a lease kept alive by a thread of its own (its own client,
+ * one rb_lease_keepalive_once() every TTL/3), like etcd's
+ * concurrency.Session. It expires when the server says the lease is gone
+ * or when no renewal succeeded for a whole TTL (then the lease may have
+ * expired: the holder must assume so). */
+typedef struct rb_session rb_session;
+
+/* Grants a lease of ttl_s seconds (<= 0: RB_SESSION_TTL_S_DEFAULT) on c
+ * and starts keeping it alive. Errors: RB_ERR_NOMEM, those of
+ * rb_lease_grant() (message in resp). */
+int rb_session_open(rb_client *c, int64_t ttl_s, rb_session **out,
+	struct rb_resp *resp);
+
+rb_lease_id rb_session_lease(const rb_session *s);
+/* The TTL the server granted (seconds). */
+int64_t rb_session_ttl_s(const rb_session *s);
+
+/* Has the session expired? Any thread. */
+bool rb_session_expired(const rb_session *s);
+
+/* Stops the keep-alives and, unless expired, revokes the lease (deleting
+ * every key bound to it: locks held are released). NULL-safe. */
+void rb_session_close(rb_session *s);
+
+/* Stops the keep-alives without revoking: the lease runs out by its TTL
+ * (what a crashed holder looks like). NULL-safe. */
+void rb_session_abandon(rb_session *s);
 
 #endif /* RB_RAFTBUS_H */

@@ -206,8 +206,29 @@ static int cmd_request(rb_client *c, struct rbctl_args *a)
 	return rc;
 }
 
+/* A streaming command (watch, pub, sub, ...): its own parser and loop. */
+static int run_ext(const struct rbctl_ext_cmd *x, int argc, char **argv)
+{
+	struct rbctl_ext_parsed p;
+	char err[512];
+	memset(&p, 0, sizeof(p));
+	int rc = rbctl_ext_parse(argc, argv, getenv("RAFTBUSCTL_ENDPOINTS"), x, &p, err,
+		sizeof(err));
+	if (rc == 0 && p.help)
+		rbctl_usage(stdout, x->name);
+	else if (rc == 0)
+		rc = x->run(&p);
+	else
+		fprintf(stderr, "Error: %s\n", err);
+	rbctl_ext_free(&p);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
+	const struct rbctl_ext_cmd *x = rbctl_ext_find(argc, argv);
+	if (x)
+		return run_ext(x, argc, argv);
 	struct rbctl_args a = { 0 };
 	char err[512];
 	int rc = rbctl_parse(argc, argv, getenv("RAFTBUSCTL_ENDPOINTS"), &a, err, sizeof(err));

@@ -638,6 +638,11 @@ int rb_lease_leases(rb_client *c, struct rb_resp *resp)
 	return do_call(c, NULL, &op, resp);
 }
 
+int64_t rb_client_command_timeout_ms(const rb_client *c)
+{
+	return c->command_timeout_ms;
+}
+
 int rb_member_list(rb_client *c, struct rb_resp *resp)
 {
 	struct rb_op op = { .type = RB_OP_MEMBER_LIST };

@@ -153,6 +153,18 @@ bool rb_op_is_write(const struct rb_op *op)
 	case RB_OP_LEASE_KEEPALIVE:
 		/* renewing twice is harmless: the TTL is reset, not added */
 		return false;
+	case RB_OP_WATCH:
+		return false;
+	case RB_OP_PUBLISH:
+		/* with an id the server deduplicates a second publish */
+		return op->u.publish.msg_id_len == 0;
+	case RB_OP_QUEUE_STATS:
+	case RB_OP_QUEUE_DLQ:
+		return false;
+	case RB_OP_QUEUE_PUSH:
+		/* with a dedup id the server answers a second push with the
+		 * first one's id */
+		return op->u.queue.dedup_id_len == 0;
 	case RB_OP_TXN: {
 		/* a txn of only ranges (recursively) changes nothing */
 		const struct rb_txn *t = &op->u.txn;

@@ -24,7 +24,7 @@
 /* Nesting for skipping unknown trailing fields. */
 #define RB_WIRE_SKIP_DEPTH_MAX 16u
 
-_Static_assert(RB_OP_TYPE_COUNT == 14, "op codes are part of the wire format");
+_Static_assert(RB_OP_TYPE_COUNT == 29, "op codes are part of the wire format");
 _Static_assert(RB_ERR_MIN == -22, "error codes are part of the wire format");
 
 struct rb_wire_request {
@@ -166,6 +166,48 @@ static void e_range_req(struct enc *e, const struct rb_range *r)
 	e_int(e, r->max_create_revision);
 }
 
+static void e_watch_req(struct enc *e, const struct rb_watch_req *w)
+{
+	e_check_array(e, w->watches, w->watches_n);
+	e_arr(e, 3);
+	e_arr(e, w->watches_n);
+	for (size_t i = 0; e->err == 0 && i < w->watches_n; i++) {
+		const struct rb_watch_spec *sp = &w->watches[i];
+		e_arr(e, 5);
+		e_bin(e, sp->key, sp->key_len);
+		e_bin(e, sp->range_end, sp->range_end_len);
+		e_int(e, sp->start_rev);
+		e_uint(e, sp->start_sub);
+		e_uint(e, (unsigned)sp->prev_kv | (unsigned)sp->no_put << 1 |
+			(unsigned)sp->no_delete << 2);
+	}
+	e_int(e, w->wait_ms);
+	e_uint(e, w->events_max);
+}
+
+static void e_publish(struct enc *e, const struct rb_publish *p)
+{
+	e_check_array(e, p->headers, p->headers_n);
+	e_arr(e, 4);
+	e_bin(e, p->topic, p->topic_len);
+	e_bin(e, p->payload, p->payload_len);
+	e_arr(e, p->headers_n);
+	for (size_t i = 0; e->err == 0 && i < p->headers_n; i++) {
+		e_arr(e, 2);
+		e_bin(e, p->headers[i].key, p->headers[i].key_len);
+		e_bin(e, p->headers[i].value, p->headers[i].value_len);
+	}
+	e_bin(e, p->msg_id, p->msg_id_len);
+}
+
+/* Work queues: the codec is in one section below (search "work queues"). */
+static bool queue_op(uint8_t t)
+{
+	return t >= RB_OP_QUEUE_PUSH && t <= RB_OP_QUEUE_CONFIG;
+}
+static void e_queue_req(struct enc *e, const struct rb_queue_req *q);
+static void e_queue_resp(struct enc *e, const struct rb_queue_resp *q);
+
 /* depth: nesting of the txn this op would be (1 at top level). */
 static void e_op_body(struct enc *e, const struct rb_op *op, unsigned depth)
 {
@@ -221,7 +263,17 @@ static void e_op_body(struct enc *e, const struct rb_op *op, unsigned depth)
 	case RB_OP_HEALTH:
 		e_arr(e, 0);
 		return;
+	case RB_OP_WATCH:
+		e_watch_req(e, &op->u.watch);
+		return;
+	case RB_OP_PUBLISH:
+		e_publish(e, &op->u.publish);
+		return;
 	default:
+		if (queue_op(op->type)) {
+			e_queue_req(e, &op->u.queue);
+			return;
+		}
 		e_fail(e, RB_ERR_INVALID);
 	}
 }
@@ -354,6 +406,37 @@ static void e_lease_ttl(struct enc *e, const struct rb_lease_ttl_resp *l)
 		e_bin(e, l->keys[i].data, l->keys[i].len);
 }
 
+static void e_event(struct enc *e, const struct rb_event *ev)
+{
+	e_arr(e, 3);
+	e_uint(e, ev->type);
+	e_kv(e, &ev->kv);
+	if (ev->has_prev_kv)
+		e_kv(e, &ev->prev_kv);
+	else
+		e_nil(e);
+}
+
+static void e_watch_resp(struct enc *e, const struct rb_watch_resp *w)
+{
+	e_check_array(e, w->results, w->results_n);
+	e_arr(e, 1);
+	e_arr(e, w->results_n);
+	for (size_t i = 0; e->err == 0 && i < w->results_n; i++) {
+		const struct rb_watch_result *res = &w->results[i];
+		e_check_array(e, res->events, res->events_n);
+		e_arr(e, 6);
+		e_arr(e, res->events_n);
+		for (size_t k = 0; e->err == 0 && k < res->events_n; k++)
+			e_event(e, &res->events[k]);
+		e_int(e, res->next_rev);
+		e_uint(e, res->next_sub);
+		e_bool(e, res->canceled);
+		e_int(e, res->err);
+		e_int(e, res->compact_revision);
+	}
+}
+
 static void e_resp_body(struct enc *e, uint8_t op, const struct rb_op_resp *b,
 	unsigned depth)
 {
@@ -416,7 +499,19 @@ static void e_resp_body(struct enc *e, uint8_t op, const struct rb_op_resp *b,
 	case RB_OP_LEASE_REVOKE:
 		e_arr(e, 0);
 		return;
+	case RB_OP_WATCH:
+		e_watch_resp(e, &b->u.watch);
+		return;
+	case RB_OP_PUBLISH:
+		e_arr(e, 2);
+		e_int(e, b->u.publish.revision);
+		e_bool(e, b->u.publish.duplicate);
+		return;
 	default:
+		if (queue_op(op)) {
+			e_queue_resp(e, &b->u.queue);
+			return;
+		}
 		e_fail(e, RB_ERR_INVALID);
 	}
 }
@@ -883,6 +978,163 @@ static int r_ints_body(struct rd *r, size_t n, int64_t *a, bool *flag)
 	return r_skip_n(r, extra);
 }
 
+static int r_watch_spec(struct rd *r, struct rb_watch_spec *sp)
+{
+	size_t extra;
+	uint64_t sub, flags;
+	if (r_body(r, 5, &extra) || r_bin(r, &sp->key, &sp->key_len) ||
+	    r_bin(r, &sp->range_end, &sp->range_end_len) ||
+	    r_int(r, &sp->start_rev) || r_small(r, UINT32_MAX, &sub) ||
+	    r_small(r, 7, &flags))
+		return r->err;
+	sp->start_sub = (uint32_t)sub;
+	sp->prev_kv = flags & 1;
+	sp->no_put = flags & 2;
+	sp->no_delete = flags & 4;
+	return r_skip_n(r, extra);
+}
+
+static int r_watch_req(struct rd *r, struct rb_watch_req *w)
+{
+	size_t extra, n;
+	uint64_t emax;
+	if (r_body(r, 3, &extra) || r_array(r, &n))
+		return r->err;
+	struct rb_watch_spec *sp = r_alloc(r, n, sizeof(*sp));
+	for (size_t i = 0; sp && i < n; i++)
+		if (r_watch_spec(r, &sp[i]))
+			return r->err;
+	w->watches = sp;
+	w->watches_n = n;
+	if (r_int(r, &w->wait_ms) || r_small(r, UINT32_MAX, &emax))
+		return r->err;
+	w->events_max = (uint32_t)emax;
+	return r_skip_n(r, extra);
+}
+
+static int r_publish(struct rd *r, struct rb_publish *p)
+{
+	size_t extra, n;
+	if (r_body(r, 4, &extra) || r_bin(r, &p->topic, &p->topic_len) ||
+	    r_bin(r, &p->payload, &p->payload_len) || r_array(r, &n))
+		return r->err;
+	struct rb_header_kv *h = r_alloc(r, n, sizeof(*h));
+	for (size_t i = 0; h && i < n; i++) {
+		size_t hx;
+		if (r_body(r, 2, &hx) || r_bin(r, &h[i].key, &h[i].key_len) ||
+		    r_bin(r, &h[i].value, &h[i].value_len) || r_skip_n(r, hx))
+			return r->err;
+	}
+	p->headers = h;
+	p->headers_n = n;
+	if (r_bin(r, &p->msg_id, &p->msg_id_len))
+		return r->err;
+	return r_skip_n(r, extra);
+}
+
+/* ==== work queues (RB_OP_QUEUE_*): codec ============================== */
+
+/* Every queue op has the same body (unused fields are zero/empty):
+ * [queue, payload, delay_ms, dedup_id, consumer, visibility_ms, max_n,
+ *  wait_ms, receipt, max_deliveries]. */
+static void e_queue_req(struct enc *e, const struct rb_queue_req *q)
+{
+	e_arr(e, 10);
+	e_bin(e, q->queue, q->queue_len);
+	e_bin(e, q->payload, q->payload_len);
+	e_int(e, q->delay_ms);
+	e_bin(e, q->dedup_id, q->dedup_id_len);
+	e_bin(e, q->consumer, q->consumer_len);
+	e_int(e, q->visibility_ms);
+	e_uint(e, q->max_n);
+	e_int(e, q->wait_ms);
+	e_bin(e, q->receipt, q->receipt_len);
+	e_uint(e, q->max_deliveries);
+}
+
+/* [msgs: [[id, payload, delivery_count, receipt, enqueued_ms]...],
+ *  duplicate, ready, inflight, delayed, dead, oldest_ready_enqueued_ms,
+ *  oldest_ready_age_ms, max_deliveries] */
+static void e_queue_resp(struct enc *e, const struct rb_queue_resp *q)
+{
+	e_check_array(e, q->msgs, q->msgs_n);
+	e_arr(e, 9);
+	e_arr(e, q->msgs_n);
+	for (size_t i = 0; e->err == 0 && i < q->msgs_n; i++) {
+		const struct rb_queue_msg *m = &q->msgs[i];
+		e_arr(e, 5);
+		e_bin(e, m->id, m->id_len);
+		e_bin(e, m->payload, m->payload_len);
+		e_uint(e, m->delivery_count);
+		e_bin(e, m->receipt, m->receipt_len);
+		e_int(e, m->enqueued_ms);
+	}
+	e_bool(e, q->duplicate);
+	e_uint(e, q->ready);
+	e_uint(e, q->inflight);
+	e_uint(e, q->delayed);
+	e_uint(e, q->dead);
+	e_int(e, q->oldest_ready_enqueued_ms);
+	e_int(e, q->oldest_ready_age_ms);
+	e_uint(e, q->max_deliveries);
+}
+
+
+/* Counts are 32-bit on the wire; times are int64 (their ranges are the
+ * server's business). */
+static int r_queue_req(struct rd *r, struct rb_queue_req *q)
+{
+	size_t extra;
+	uint64_t max_n, max_del;
+	if (r_body(r, 10, &extra) || r_bin(r, &q->queue, &q->queue_len) ||
+	    r_bin(r, &q->payload, &q->payload_len) || r_int(r, &q->delay_ms) ||
+	    r_bin(r, &q->dedup_id, &q->dedup_id_len) ||
+	    r_bin(r, &q->consumer, &q->consumer_len) ||
+	    r_int(r, &q->visibility_ms) || r_small(r, UINT32_MAX, &max_n) ||
+	    r_int(r, &q->wait_ms) || r_bin(r, &q->receipt, &q->receipt_len) ||
+	    r_small(r, UINT32_MAX, &max_del))
+		return r->err;
+	q->max_n = (uint32_t)max_n;
+	q->max_deliveries = (uint32_t)max_del;
+	return r_skip_n(r, extra);
+}
+
+static int r_queue_msg(struct rd *r, struct rb_queue_msg *m)
+{
+	size_t extra;
+	uint64_t dc;
+	if (r_body(r, 5, &extra) || r_bin(r, &m->id, &m->id_len) ||
+	    r_bin(r, &m->payload, &m->payload_len) ||
+	    r_small(r, UINT32_MAX, &dc) || r_bin(r, &m->receipt, &m->receipt_len) ||
+	    r_int(r, &m->enqueued_ms))
+		return r->err;
+	m->delivery_count = (uint32_t)dc;
+	return r_skip_n(r, extra);
+}
+
+static int r_queue_resp(struct rd *r, struct rb_queue_resp *q)
+{
+	size_t extra, n;
+	uint64_t max_del;
+	if (r_body(r, 9, &extra) || r_array(r, &n))
+		return r->err;
+	struct rb_queue_msg *ms = r_alloc(r, n, sizeof(*ms));
+	for (size_t i = 0; ms && i < n; i++)
+		if (r_queue_msg(r, &ms[i]))
+			return r->err;
+	q->msgs = ms;
+	q->msgs_n = n;
+	if (r_bool(r, &q->duplicate) || r_uint(r, &q->ready) ||
+	    r_uint(r, &q->inflight) || r_uint(r, &q->delayed) ||
+	    r_uint(r, &q->dead) || r_int(r, &q->oldest_ready_enqueued_ms) ||
+	    r_int(r, &q->oldest_ready_age_ms) || r_small(r, UINT32_MAX, &max_del))
+		return r->err;
+	q->max_deliveries = (uint32_t)max_del;
+	return r_skip_n(r, extra);
+}
+
+/* ==== end of work queues ============================================== */
+
 static int r_op_body(struct rd *r, struct rb_op *op, unsigned depth)
 {
 	int64_t a[2];
@@ -919,7 +1171,13 @@ static int r_op_body(struct rd *r, struct rb_op *op, unsigned depth)
 	case RB_OP_ENDPOINT_STATUS:
 	case RB_OP_HEALTH:
 		return r_ints_body(r, 0, a, NULL);
+	case RB_OP_WATCH:
+		return r_watch_req(r, &op->u.watch);
+	case RB_OP_PUBLISH:
+		return r_publish(r, &op->u.publish);
 	default:
+		if (queue_op(op->type))
+			return r_queue_req(r, &op->u.queue);
 		return R_BAD(r);
 	}
 }
@@ -1157,6 +1415,60 @@ static int r_list_body(struct rd *r, uint8_t op, struct rb_op_resp *b)
 	return r_skip_n(r, extra);
 }
 
+static int r_event(struct rd *r, struct rb_event *ev)
+{
+	size_t extra;
+	uint64_t type;
+	if (r_body(r, 3, &extra) || r_small(r, RB_EVENT_DELETE, &type) ||
+	    r_kv(r, &ev->kv))
+		return r->err;
+	ev->type = (uint8_t)type;
+	if (!r_nil(r)) {
+		ev->has_prev_kv = true;
+		if (r_kv(r, &ev->prev_kv))
+			return r->err;
+	}
+	return r_skip_n(r, extra);
+}
+
+static int r_watch_result(struct rd *r, struct rb_watch_result *res)
+{
+	size_t extra, n;
+	uint64_t sub;
+	int64_t err;
+	if (r_body(r, 6, &extra) || r_array(r, &n))
+		return r->err;
+	struct rb_event *evs = r_alloc(r, n, sizeof(*evs));
+	for (size_t i = 0; evs && i < n; i++)
+		if (r_event(r, &evs[i]))
+			return r->err;
+	res->events = evs;
+	res->events_n = n;
+	if (r_int(r, &res->next_rev) || r_small(r, UINT32_MAX, &sub) ||
+	    r_bool(r, &res->canceled) || r_int(r, &err) ||
+	    r_int(r, &res->compact_revision))
+		return r->err;
+	if (err > 0 || err < RB_ERR_MIN)
+		err = RB_ERR_UNKNOWN;
+	res->err = (int)err;
+	res->next_sub = (uint32_t)sub;
+	return r_skip_n(r, extra);
+}
+
+static int r_watch_resp(struct rd *r, struct rb_watch_resp *w)
+{
+	size_t extra, n;
+	if (r_body(r, 1, &extra) || r_array(r, &n))
+		return r->err;
+	struct rb_watch_result *res = r_alloc(r, n, sizeof(*res));
+	for (size_t i = 0; res && i < n; i++)
+		if (r_watch_result(r, &res[i]))
+			return r->err;
+	w->results = res;
+	w->results_n = n;
+	return r_skip_n(r, extra);
+}
+
 static int r_resp_body(struct rd *r, uint8_t op, struct rb_op_resp *b,
 	unsigned depth)
 {
@@ -1210,7 +1522,16 @@ static int r_resp_body(struct rd *r, uint8_t op, struct rb_op_resp *b,
 	case RB_OP_COMPACT:
 	case RB_OP_LEASE_REVOKE:
 		return r_ints_body(r, 0, a, NULL);
+	case RB_OP_WATCH:
+		return r_watch_resp(r, &b->u.watch);
+	case RB_OP_PUBLISH:
+		if (r_ints_body(r, 1, a, &b->u.publish.duplicate))
+			return r->err;
+		b->u.publish.revision = a[0];
+		return 0;
 	default:
+		if (queue_op(op))
+			return r_queue_resp(r, &b->u.queue);
 		return R_BAD(r);
 	}
 }
@@ -1280,4 +1601,28 @@ int rb_wire_decode_reply(const uint8_t *buf, size_t len, uint64_t *req_id_out,
 	if (op_out)
 		*op_out = op;
 	return 0;
+}
+
+int rb_wire_reply_restamp(const uint8_t *buf, size_t len, uint64_t req_id,
+	uint8_t **buf_out, size_t *len_out)
+{
+	if (buf == NULL || buf_out == NULL || len_out == NULL)
+		return RB_ERR_INVALID;
+	struct rd r = { .p = buf, .end = buf + len };
+	size_t n;
+	uint64_t version, old_id;
+	if (r_array(&r, &n) || n < 6 || r_uint(&r, &version) || r_uint(&r, &old_id))
+		return RB_ERR_INVALID;
+	size_t head = (size_t)(r.p - buf);   /* through the old req_id */
+	msgpack_sbuffer sb;
+	struct enc e;
+	msgpack_sbuffer_init(&sb);
+	e.err = 0;
+	msgpack_packer_init(&e.pk, &sb, msgpack_sbuffer_write);
+	e_arr(&e, n);
+	e_uint(&e, version);
+	e_uint(&e, req_id);
+	if (e.err == 0 && msgpack_sbuffer_write(&sb, (const char *)r.p, len - head))
+		e_fail(&e, RB_ERR_NOMEM);
+	return e_finish(&e, &sb, buf_out, len_out);
 }

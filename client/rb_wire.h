@@ -96,4 +96,11 @@ int rb_wire_encode_reply(uint64_t req_id, uint8_t op, const struct rb_resp *resp
 int rb_wire_decode_reply(const uint8_t *buf, size_t len, uint64_t *req_id_out,
 	uint8_t *op_out, struct rb_resp *out);
 
+/* Copies the encoded reply buf[0..len) with its req_id replaced by req_id
+ * into a malloc'ed *buf_out of *len_out bytes (caller frees): a reply
+ * encoded once is sent to many requests (watch fan-out). Errors:
+ * RB_ERR_INVALID (not a reply envelope), RB_ERR_NOMEM. */
+int rb_wire_reply_restamp(const uint8_t *buf, size_t len, uint64_t req_id,
+	uint8_t **buf_out, size_t *len_out);
+
 #endif /* RB_WIRE_H */

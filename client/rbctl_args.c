@@ -657,8 +657,10 @@ static const char usage_global[] =
 	"\tendpoint status [--cluster]\tPrints out the status of endpoints\n"
 	"\tendpoint health [--cluster]\tChecks the healthiness of endpoints\n"
 	"\tversion\t\t\t\tPrints the version of raftbusctl\n"
-	"\thelp [COMMAND]\t\t\tHelp about any command\n\n"
-	"GLOBAL OPTIONS:\n"
+	"\thelp [COMMAND]\t\t\tHelp about any command\n";
+
+static const char usage_global_options[] =
+	"\nGLOBAL OPTIONS:\n"
 	"      --command-timeout=5s\t\ttimeout for short running command (excluding dial timeout)\n"
 	"      --dial-timeout=2s\t\t\tdial timeout for client connections\n"
 	"      --endpoints=[" RBCTL_ENDPOINT_DEFAULT "]\tcomma-separated endpoints (tcp://HOST:PORT,\n"
@@ -736,6 +738,15 @@ void rbctl_usage(FILE *f, const char *topic)
 				return;
 			}
 		}
+		for (size_t i = 0; i < rbctl_ext_cmds_n; i++) {
+			if (strcmp(rbctl_ext_cmds[i]->name, topic) == 0) {
+				fputs(rbctl_ext_cmds[i]->usage, f);
+				fputs("\nGLOBAL OPTIONS: see raftbusctl --help\n", f);
+				return;
+			}
+		}
 	}
 	fputs(usage_global, f);
+	rbctl_ext_usage_lines(f);
+	fputs(usage_global_options, f);
 }

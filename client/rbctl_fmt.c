@@ -625,3 +625,53 @@ const char *rbctl_error_text(const struct rb_resp *r)
 		return rb_strerror(r->err);
 	return r->msg && *r->msg ? r->msg : rb_strerror(r->err);
 }
+
+/* ---- watch ------------------------------------------------------------ */
+
+static void j_event(FILE *f, const struct rb_event *ev)
+{
+	struct jobj o = { f, false };
+	fputc('{', f);
+	j_i64(&o, "type", ev->type, true);
+	j_key(&o, "kv");
+	j_kv(f, &ev->kv);
+	if (ev->has_prev_kv) {
+		j_key(&o, "prev_kv");
+		j_kv(f, &ev->prev_kv);
+	}
+	fputc('}', f);
+}
+
+void rbctl_print_watch(FILE *f, int out, const struct rb_header *h,
+	const struct rb_watch_result *res)
+{
+	if (out == RBCTL_OUT_JSON) {
+		struct rb_header hh = *h;
+		if (res->canceled)
+			hh.revision = 0;   /* etcd's cancel response has none */
+		struct jobj o = { f, false };
+		fputc('{', f);
+		j_key(&o, "Header");
+		struct jobj ho = { f, false };
+		fputc('{', f);
+		j_header_fields(&ho, &hh);
+		fputs("},\"Events\":[", f);
+		for (size_t i = 0; i < res->events_n; i++) {
+			if (i)
+				fputc(',', f);
+			j_event(f, &res->events[i]);
+		}
+		fprintf(f, "],\"CompactRevision\":%" PRId64 ",\"Canceled\":%s,\"Created\":false}\n",
+			res->compact_revision, res->canceled ? "true" : "false");
+		return;
+	}
+	if (res->progress)
+		fprintf(f, "progress notify: %" PRId64 "\n", h->revision);
+	for (size_t i = 0; i < res->events_n; i++) {
+		const struct rb_event *ev = &res->events[i];
+		fputs(ev->type == RB_EVENT_DELETE ? "DELETE\n" : "PUT\n", f);
+		if (ev->has_prev_kv)
+			s_kv(f, &ev->prev_kv, false);
+		s_kv(f, &ev->kv, false);
+	}
+}

@@ -63,6 +63,12 @@ run --endpoints "$endpoints" lease timetolive "$lease" --keys
 run --endpoints "$endpoints" lease revoke "$lease"
 run --endpoints "$endpoints" get /services/ --prefix --count-only
 
+echo "== a watcher replays /config/ from revision 1, then follows it live"
+echo "\$ raftbusctl watch /config/ --prefix --rev 1 &"
+"$ctl" --endpoints "$endpoints" watch /config/ --prefix --rev 1 >"$dir/watch.out" 2>&1 &
+watch_pid=$!
+pids+=("$watch_pid")
+
 leader_id=$("$ctl" --endpoints "$endpoints" endpoint status -w json |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["leader"])')
 for i in 0 1 2; do
@@ -78,4 +84,12 @@ for i in 0 1 2; do
 done
 run --endpoints "$others" put /config/app/after-failover yes
 run --endpoints "$others" get /config/app/ --prefix
+for _ in $(seq 50); do
+	grep -q after-failover "$dir/watch.out" && break
+	sleep 0.1
+done
+kill "$watch_pid" 2>/dev/null || true
+wait "$watch_pid" 2>/dev/null || true
+echo "== what the watcher printed (history, then live across the leader's death)"
+cat "$dir/watch.out"
 echo "== done; stopping the members"

@@ -724,9 +724,9 @@ static void test_partition(void)
 /* Generous bound on one write's latency while big reads run. */
 #define RD_WRITE_LATENCY_MS_MAX 1000
 /* Concurrent reads in the flood: more than the server's read queue
- * (BK_READ_QUEUE_MAX 64) plus its readers (BK_READERS 2). */
-#define RD_FLOOD_THREADS 96
-#define RD_FLOOD_LIMIT 10000
+ * (BK_READ_QUEUE_MAX 256) plus its readers (BK_READERS 2). */
+#define RD_FLOOD_THREADS 320
+#define RD_FLOOD_LIMIT 2000
 
 struct rd_shared {
 	const char *url;

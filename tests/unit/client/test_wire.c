@@ -681,3 +681,110 @@ Test(wire, prefix_end_and_write_classification)
 	cr_assert_str_eq(rb_strerror(RB_ERR_TOO_LARGE), "etcdserver: request is too large");
 	cr_assert_not_null(rb_strerror(12345));
 }
+
+/* ---- watch polls and publish (ops 14, 15) ------------------------------ */
+
+Test(wire, watch_request_and_reply_roundtrip)
+{
+	struct rb_watch_spec specs[2] = {
+		{ .key = B("/t/"), .range_end = B("/t0"), .start_rev = 7, .start_sub = 3,
+		  .prev_kv = true, .no_delete = true },
+		{ .key = B("k"), .start_rev = 0, .no_put = true },
+	};
+	struct rb_op op = { .type = RB_OP_WATCH, .u.watch = { .watches = specs,
+		.watches_n = 2, .wait_ms = 10000, .events_max = 500 } };
+	rb_wire_request *d = req_roundtrip(&op);
+	const struct rb_watch_req *w = &rb_wire_request_op(d)->u.watch;
+	cr_assert_eq(w->watches_n, 2);
+	cr_assert_eq(w->wait_ms, 10000);
+	cr_assert_eq(w->events_max, 500);
+	assert_bytes(w->watches[0].range_end, w->watches[0].range_end_len, "/t0");
+	cr_assert_eq(w->watches[0].start_rev, 7);
+	cr_assert_eq(w->watches[0].start_sub, 3);
+	cr_assert(w->watches[0].prev_kv && w->watches[0].no_delete && !w->watches[0].no_put);
+	cr_assert(w->watches[1].no_put && !w->watches[1].prev_kv);
+	rb_wire_request_free(d);
+
+	struct rb_event evs[2] = {
+		{ .type = RB_EVENT_PUT, .kv = kv_a, .has_prev_kv = true, .prev_kv = kv_b },
+		{ .type = RB_EVENT_DELETE, .kv = { .key = B("a"), .mod_revision = 9 } },
+	};
+	struct rb_watch_result res[2] = {
+		{ .events = evs, .events_n = 2, .next_rev = 10, .next_sub = 0 },
+		{ .canceled = true, .err = RB_ERR_COMPACTED, .compact_revision = 5, .next_rev = 3 },
+	};
+	struct rb_resp resp = { .header = hdr, .body.type = RB_OP_WATCH,
+		.body.u.watch = { res, 2 } };
+	struct rb_resp out = { 0 };
+	reply_roundtrip(RB_OP_WATCH, &resp, &out);
+	const struct rb_watch_resp *o = &out.body.u.watch;
+	cr_assert_eq(o->results_n, 2);
+	cr_assert_eq(o->results[0].events_n, 2);
+	cr_assert(o->results[0].events[0].has_prev_kv);
+	assert_bytes(o->results[0].events[0].prev_kv.key, o->results[0].events[0].prev_kv.key_len, "b\xff");
+	cr_assert_eq(o->results[0].events[1].type, RB_EVENT_DELETE);
+	cr_assert_eq(o->results[0].events[1].kv.mod_revision, 9);
+	cr_assert_eq(o->results[0].next_rev, 10);
+	cr_assert(o->results[1].canceled);
+	cr_assert_eq(o->results[1].err, RB_ERR_COMPACTED);
+	cr_assert_eq(o->results[1].compact_revision, 5);
+	rb_resp_free(&out);
+}
+
+Test(wire, publish_request_and_reply_roundtrip)
+{
+	struct rb_header_kv h[2] = { { B("k1"), B("v1") }, { B("trace"), B("") } };
+	struct rb_op op = { .type = RB_OP_PUBLISH, .u.publish = { .topic = B("/orders/"),
+		.payload = B("hello"), .headers = h, .headers_n = 2, .msg_id = B("id-1") } };
+	rb_wire_request *d = req_roundtrip(&op);
+	const struct rb_publish *p = &rb_wire_request_op(d)->u.publish;
+	assert_bytes(p->topic, p->topic_len, "/orders/");
+	assert_bytes(p->payload, p->payload_len, "hello");
+	cr_assert_eq(p->headers_n, 2);
+	assert_bytes(p->headers[1].key, p->headers[1].key_len, "trace");
+	assert_bytes(p->msg_id, p->msg_id_len, "id-1");
+	cr_assert_not(rb_op_is_write(rb_wire_request_op(d)), "an id makes a publish retryable");
+	rb_wire_request_free(d);
+	op.u.publish.msg_id = NULL;
+	op.u.publish.msg_id_len = 0;
+	cr_assert(rb_op_is_write(&op));
+
+	struct rb_resp resp = { .header = hdr, .body.type = RB_OP_PUBLISH,
+		.body.u.publish = { .revision = 1234, .duplicate = true } };
+	struct rb_resp out = { 0 };
+	reply_roundtrip(RB_OP_PUBLISH, &resp, &out);
+	cr_assert_eq(out.body.u.publish.revision, 1234);
+	cr_assert(out.body.u.publish.duplicate);
+	rb_resp_free(&out);
+}
+
+Test(wire, reply_restamp_changes_only_the_request_id)
+{
+	struct rb_watch_result res = { .next_rev = 5 };
+	struct rb_resp resp = { .header = hdr, .body.type = RB_OP_WATCH,
+		.body.u.watch = { &res, 1 } };
+	uint8_t *buf, *out;
+	size_t len, out_len;
+	cr_assert_eq(rb_wire_encode_reply(0, RB_OP_WATCH, &resp, &buf, &len), 0);
+	const uint64_t ids[] = { 1, 127, 128, 65536, UINT64_MAX };
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		cr_assert_eq(rb_wire_reply_restamp(buf, len, ids[i], &out, &out_len), 0);
+		struct rb_resp d = { 0 };
+		uint64_t id;
+		uint8_t type;
+		cr_assert_eq(rb_wire_decode_reply(out, out_len, &id, &type, &d), 0);
+		cr_assert_eq(id, ids[i]);
+		cr_assert_eq(type, RB_OP_WATCH);
+		cr_assert_eq(d.body.u.watch.results[0].next_rev, 5);
+		uint8_t *direct;
+		size_t dlen;
+		cr_assert_eq(rb_wire_encode_reply(ids[i], RB_OP_WATCH, &resp, &direct, &dlen), 0);
+		cr_assert_eq(dlen, out_len);
+		cr_assert_eq(memcmp(direct, out, dlen), 0);
+		free(direct);
+		free(out);
+		rb_resp_free(&d);
+	}
+	cr_assert_eq(rb_wire_reply_restamp(buf, 2, 9, &out, &out_len), RB_ERR_INVALID);
+	free(buf);
+}
