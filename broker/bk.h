@@ -86,6 +86,7 @@ struct bk_config {
 	uint64_t compaction_retention;  /* revisions, or hours ("1h", "30m") as ms */
 	int log_level;                  /* enum bk_log_level */
 	int64_t pubsub_dedup_window_ms; /* how long a publish msg_id is remembered */
+	uint32_t max_queued_reads;      /* reads waiting for a reader; beyond, "too many requests" */
 	/* Derived. */
 	uint64_t cluster_id;
 	rl_id member_id;
@@ -100,6 +101,9 @@ struct bk_config {
 #define BK_ELECTION_MS_DEFAULT 1000u
 #define BK_SNAPSHOT_COUNT_DEFAULT 10000u
 #define BK_MAX_REQUEST_BYTES_DEFAULT (1536u * 1024u)
+#define BK_MAX_QUEUED_READS_DEFAULT 256u
+/* Upper bound of --max-queued-reads (the reader queue's ring size). */
+#define BK_READ_QUEUE_MAX 1024u
 /* NATS JetStream's default duplicate window. */
 #define BK_PUBSUB_DEDUP_WINDOW_MS_DEFAULT (2 * 60 * 1000)
 #define BK_VERSION "0.1.0"

@@ -447,7 +447,7 @@ static void read_submit(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	struct bk_read rd = { .r = r, .wr = wr, .req_id = id,
 	    .cluster_id = s->cfg.cluster_id, .member_id = s->cfg.member_id,
 	    .term = s->term, .revision = s->revision, .lease_left_s = -1,
-	    .applied = s->applied };
+	    .applied = s->applied, .now_ms = bk_now_ms() };
 	if (op->type == RB_OP_LEASE_TIMETOLIVE) {
 		struct bk_lease *l = bk_lease_find(s, op->u.lease_ttl.id);
 		if (l) {
@@ -581,6 +581,14 @@ void bk_client_serve_read(st_store *st, struct bk_read *rd)
 		return;
 	}
 	const struct rb_op *op = rb_wire_request_op(rd->wr);
+	if (bk_now_ms() - rd->now_ms > BK_READ_WAIT_MS_MAX) {
+		struct hdr h = read_hdr(rd);
+		send_err(rd->r, &h, rd->req_id, op->type, RB_ERR_TIMEOUT,
+		    "etcdserver: request timed out", 0);
+		rb_wire_request_free(rd->wr);
+		rd->wr = NULL;
+		return;
+	}
 	switch (op->type) {
 	case RB_OP_RANGE:
 		serve_range(st, rd, op);

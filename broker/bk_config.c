@@ -95,6 +95,7 @@ static const struct opt opts[] = {
 	{ "auto-compaction-mode", "RAFTBUS_AUTO_COMPACTION_MODE", O_MODE, 0, 0, "revision|periodic (default periodic)" },
 	{ "auto-compaction-retention", "RAFTBUS_AUTO_COMPACTION_RETENTION", O_RETENTION, 0, 0, "revisions to keep, or a period (1h, 30m, 10s; plain number = hours); 0 = off (default)" },
 	{ "log-level", "RAFTBUS_LOG_LEVEL", O_LEVEL, 0, 0, "debug|info|warn|error (default info)" },
+	{ "max-queued-reads", "RAFTBUS_MAX_QUEUED_READS", O_U32, OFF(max_queued_reads), "reads waiting for a reader thread; beyond, \"too many requests\" (1..1024, default 256)" },
 	{ "pubsub-dedup-window", "RAFTBUS_PUBSUB_DEDUP_WINDOW", O_DURATION, OFF(pubsub_dedup_window_ms), "how long a publish message id is remembered for deduplication (Go duration; default 2m)" },
 };
 #define OPTS_N (sizeof(opts) / sizeof(opts[0]))
@@ -349,6 +350,7 @@ static void set_defaults(struct bk_config *cfg)
 	cfg->election_ms = BK_ELECTION_MS_DEFAULT;
 	cfg->snapshot_count = BK_SNAPSHOT_COUNT_DEFAULT;
 	cfg->max_request_bytes = BK_MAX_REQUEST_BYTES_DEFAULT;
+	cfg->max_queued_reads = BK_MAX_QUEUED_READS_DEFAULT;
 	cfg->compaction_periodic = true;
 	cfg->log_level = BK_LOG_INFO;
 	cfg->pubsub_dedup_window_ms = BK_PUBSUB_DEDUP_WINDOW_MS_DEFAULT;
@@ -383,6 +385,11 @@ int bk_config_parse(struct bk_config *cfg, int argc, char **argv,
 		snprintf(err, err_len, "--election-timeout (%u ms) must be at "
 		    "least twice --heartbeat-interval (%u ms)",
 		    cfg->election_ms, cfg->heartbeat_ms);
+		return BK_ERR_USAGE;
+	}
+	if (cfg->max_queued_reads < 1 || cfg->max_queued_reads > BK_READ_QUEUE_MAX) {
+		snprintf(err, err_len, "--max-queued-reads must be 1..%u",
+		    BK_READ_QUEUE_MAX);
 		return BK_ERR_USAGE;
 	}
 	if (cfg->max_request_bytes > BK_REQUEST_BYTES_LIMIT) {

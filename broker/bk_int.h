@@ -58,12 +58,16 @@
 /* Reader threads serving reads (range, lease time-to-live, lease list,
  * status) off the loop thread, each on its own LMDB read transaction. */
 #define BK_READERS 2u
-/* Reads waiting for a reader; beyond, a read is answered "too many
- * requests". Less than BK_CLIENT_CTX_MAX so that a burst of reads is
- * refused rather than occupying every request context. Watch polls queue
- * beside them (at most BK_WATCH_POLLS_MAX, bounded by their own limit). */
-#define BK_READ_QUEUE_MAX 256u
+/* Reads waiting for a reader: at most --max-queued-reads (default 256,
+ * at most BK_READ_QUEUE_MAX in bk.h); beyond, a read is answered "too many
+ * requests". Watch polls queue beside them (at most BK_WATCH_POLLS_MAX,
+ * bounded by their own limit). */
 #define BK_READ_RING_MAX (BK_READ_QUEUE_MAX + BK_WATCH_POLLS_MAX)
+/* A read still queued this long after the loop handed it over is answered
+ * "request timed out" instead of being served: shorter than a client's
+ * command timeout (5 s), so a deep queue of slow reads gives clients an
+ * answer, never silence. */
+#define BK_READ_WAIT_MS_MAX 1500
 /* Extra bytes of framing allowed over --max-request-bytes before a request
  * is refused as too large; nng drops the connection of anything over twice
  * that (NNG_OPT_RECVMAXSZ). */
@@ -110,7 +114,7 @@ struct bk_read {
 	 * its mu-guarded hand-back list and wake pipe) and the loop's clock */
 	struct bk_wpoll *watch;
 	struct bk_server *srv;
-	int64_t now_ms;
+	int64_t now_ms;           /* the loop's clock at hand-over */
 };
 
 /* The reader pool (bk_reader.c). All fields under mu; the threads array is

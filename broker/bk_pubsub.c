@@ -449,12 +449,15 @@ static void retention_apply(struct bk_server *s, const struct topic_scan *t)
 	fk_n += t->topic_n;
 	if (fk_n > ST_KEY_BYTES_MAX || floor_of(s, fk, fk_n) >= t->boundary)
 		return;
-	uint8_t last[ST_KEY_BYTES_MAX + 1];
+	/* range end: the key of revision boundary + 1, which no longer than a
+	 * message key fits the key limit for the longest topic (the boundary
+	 * key + "\0" would be one byte over) */
+	char digits[ST_APPEND_REV_DIGITS + 1];
+	uint8_t last[ST_KEY_BYTES_MAX];
+	snprintf(digits, sizeof(digits), "%020lld", (long long)t->boundary + 1);
 	memcpy(last, t->topic, t->topic_n);
-	snprintf((char *)last + t->topic_n, ST_APPEND_REV_DIGITS + 1, "%020lld",
-	    (long long)t->boundary);
-	size_t last_n = t->topic_n + ST_APPEND_REV_DIGITS + 1;
-	last[last_n - 1] = 0;       /* range end just after the boundary key */
+	memcpy(last + t->topic_n, digits, ST_APPEND_REV_DIGITS);
+	size_t last_n = t->topic_n + ST_APPEND_REV_DIGITS;
 	char val[24];
 	int vl = snprintf(val, sizeof(val), "%020lld", (long long)t->boundary);
 	struct st_op ops[2] = { { .type = ST_OP_DELETE_RANGE }, { .type = ST_OP_PUT } };

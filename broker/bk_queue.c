@@ -49,6 +49,11 @@
 /* A proposed EXPIRE not applied by then (lost in a leader change) is
  * proposed again. */
 #define BK_QUEUE_EXPIRE_RETRY_MS BK_REQUEST_TIMEOUT_MS
+/* An EXPIRE that left the queue's due time where it was (nothing it could
+ * move: keys damaged by plain writes, or a batch of one millisecond) is
+ * not proposed again for the same due time before this; otherwise such a
+ * queue costs a log entry every turn, forever. */
+#define BK_QUEUE_EXPIRE_STUCK_MS 1000
 /* Dead letters listed when the request says 0. */
 #define BK_QUEUE_DLQ_LIMIT_DEFAULT 100u
 /* Payload bytes of one DLQ listing: 1000 dead letters of the largest
@@ -76,6 +81,7 @@ struct tracked {
 	rl_index refresh_at;      /* re-read stats once applied >= this; 0 = no */
 	rl_index expire_index;    /* EXPIRE in flight at this index; 0 = none */
 	int64_t expire_sent_ms;   /* loop clock */
+	int64_t expired_due_ms;   /* next_due_ms the last EXPIRE was for */
 };
 
 static struct {
@@ -316,6 +322,16 @@ static int propose(struct bk_server *s, struct bk_creq *r, uint64_t id,
     const struct rb_op *op)
 {
 	const struct rb_queue_req *rq = &op->u.queue;
+	/* the wire's zeros mean the defaults raftbus.h documents; the store
+	 * takes explicit values only */
+	uint32_t max_n = rq->max_n;
+	int64_t vis_ms = rq->visibility_ms;
+	if (op->type == RB_OP_QUEUE_POP && max_n == 0)
+		max_n = 1;
+	else if (op->type == RB_OP_QUEUE_REDRIVE && max_n == 0)
+		max_n = RB_QUEUE_POP_MAX;
+	if (op->type == RB_OP_QUEUE_POP && vis_ms == 0)
+		vis_ms = RB_QUEUE_VISIBILITY_MS_DEFAULT;
 	struct st_op sop = { .type = ST_OP_QUEUE };
 	sop.u.queue = (struct st_queue_op){ .cmd = st_cmd(op->type),
 	    .queue = rq->queue, .queue_len = rq->queue_len,
@@ -323,7 +339,7 @@ static int propose(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	    .payload_len = rq->payload_len, .delay_ms = rq->delay_ms,
 	    .dedup_id = rq->dedup_id, .dedup_id_len = rq->dedup_id_len,
 	    .consumer = rq->consumer, .consumer_len = rq->consumer_len,
-	    .visibility_ms = rq->visibility_ms, .max_n = rq->max_n,
+	    .visibility_ms = vis_ms, .max_n = max_n,
 	    .receipt = rq->receipt, .receipt_len = rq->receipt_len,
 	    .max_deliveries = rq->max_deliveries };
 	int rc = bk_propose_op(s, r, &sop);
@@ -554,6 +570,9 @@ static void expire_due(struct bk_server *s)
 		if (!t->len || t->expire_index || t->refresh_at ||
 		    !t->next_due_ms || t->next_due_ms > now)
 			continue;
+		if (t->next_due_ms == t->expired_due_ms &&
+		    s->now_ms - t->expire_sent_ms < BK_QUEUE_EXPIRE_STUCK_MS)
+			continue;
 		struct st_op op = { .type = ST_OP_QUEUE };
 		op.u.queue = (struct st_queue_op){ .cmd = ST_Q_EXPIRE,
 		    .queue = t->name, .queue_len = t->len, .now_ms = now };
@@ -561,6 +580,7 @@ static void expire_due(struct bk_server *s)
 			return;   /* busy or deposed: next turn */
 		t->expire_index = t->refresh_at = last_index(s);
 		t->expire_sent_ms = s->now_ms;
+		t->expired_due_ms = t->next_due_ms;
 		sent++;
 	}
 }

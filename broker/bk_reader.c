@@ -16,7 +16,7 @@
  * pool keeps its own counters under its own lock: no broker bookkeeping is
  * done by a reader.
  *
- * Bounds: BK_READ_QUEUE_MAX reads wait; one more is refused (the loop
+ * Bounds: --max-queued-reads reads wait; one more is refused (the loop
  * answers "too many requests"). st_restore_file() must run alone, so the
  * loop pauses the pool around it (bk_reader_pause/resume). Shutdown: reads
  * in progress finish, queued ones are dropped, threads are joined before
@@ -81,10 +81,10 @@ bool bk_reader_submit(struct bk_server *s, const struct bk_read *rd)
 	struct bk_readers *rs = &s->readers;
 	bool queued = false;
 	pthread_mutex_lock(&rs->mu);
-	/* plain reads are limited to BK_READ_QUEUE_MAX; watch polls have their
+	/* plain reads are limited to --max-queued-reads; watch polls have their
 	 * own limit, so the ring always has room for them */
 	bool room = rd->watch ? rs->count < BK_READ_RING_MAX :
-	    rs->count - rs->watch_count < BK_READ_QUEUE_MAX;
+	    rs->count - rs->watch_count < s->cfg.max_queued_reads;
 	if (!rs->stopping && room) {
 		rs->queue[(rs->head + rs->count) % BK_READ_RING_MAX] = *rd;
 		rs->count++;

@@ -31,8 +31,11 @@
  *
  * Bounds: BK_WATCH_POLLS_MAX polls exist at once (parked, queued or being
  * served); one more is answered "too many requests" and the client retries.
- * A reply carries at most events_max events (a revision is only split
- * when it alone is larger) and about BK_WATCH_REPLY_BYTES_MAX bytes.
+ * A reply takes no further watch once it holds events_max events or
+ * BK_WATCH_REPLY_BYTES_MAX bytes, so it carries less than twice either,
+ * whatever the number of watches (a revision is only split when it alone
+ * is larger; for a caught-up range watch, read wide (BK_WATCH_NEAR_REVS),
+ * "alone" counts every key's events of that revision).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -393,17 +396,55 @@ void bk_watch_dropped(struct bk_wpoll *wp)
 
 /* ---- the reader --------------------------------------------------------- */
 
-/* One watch's read: appends its result to res; returns the events read
- * (filtered or not) so the caller can stop when the reply is full. */
-static size_t read_watch(st_store *st, const struct rb_watch_spec *sp,
-    st_rev *next_rev, uint32_t *next_sub, uint32_t events_max,
-    struct rb_watch_result *res, struct st_result *sres)
+/* A watch this close to the read's revision reads through the store's
+ * by-revision index (every key, filtered here): that costs the few events
+ * since its position, where the store's by-key walk of a range costs one
+ * seek per key in the range (about 100 ms for a topic of 100 000
+ * messages), paid again at every revision a caught-up subscriber waits
+ * for. Further behind, the by-key walk skips other keys' history. */
+#define BK_WATCH_NEAR_REVS 64
+
+static int bytes_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 {
+	int c = memcmp(a, b, an < bn ? an : bn);
+	return c ? c : (an > bn) - (an < bn);
+}
+
+/* The store's range rules (a range, since single keys never read wide):
+ * [key, range_end), or every key >= key for a range end of "\0". */
+static bool spec_has(const struct rb_watch_spec *sp, const uint8_t *k, size_t kl)
+{
+	if (bytes_cmp(k, kl, sp->key, sp->key_len) < 0)
+		return false;
+	if (sp->range_end_len == 1 && sp->range_end[0] == 0)
+		return true;
+	return bytes_cmp(k, kl, sp->range_end, sp->range_end_len) < 0;
+}
+
+static bool read_wide(const struct rb_watch_spec *sp, st_rev next_rev,
+    st_rev revision)
+{
+	return sp->range_end_len > 0 && revision - next_rev < BK_WATCH_NEAR_REVS;
+}
+
+/* One watch's read: appends its result to res and adds the bytes read to
+ * *bytes; returns the events read (filtered or not) so the caller can stop
+ * when the reply is full. */
+static size_t read_watch(st_store *st, const struct rb_watch_spec *sp,
+    st_rev *next_rev, uint32_t *next_sub, size_t events_max, size_t bytes_max,
+    bool wide, struct rb_watch_result *res, struct st_result *sres,
+    size_t *bytes)
+{
+	static const uint8_t every_key[1] = { 0 };
 	struct st_events_req q = { .key = sp->key, .key_len = sp->key_len,
 	    .range_end = sp->range_end, .range_end_len = sp->range_end_len,
 	    .from_rev = *next_rev, .from_sub = *next_sub,
-	    .events_max = events_max, .bytes_max = BK_WATCH_REPLY_BYTES_MAX,
+	    .events_max = events_max, .bytes_max = bytes_max,
 	    .prev_kv = sp->prev_kv };
+	if (wide) {   /* positions are global: filtering keeps them exact */
+		q.key = q.range_end = every_key;
+		q.key_len = q.range_end_len = 1;
+	}
 	res->next_rev = *next_rev;
 	res->next_sub = *next_sub;
 	int rc = st_events(st, &q, sres);
@@ -418,6 +459,12 @@ static size_t read_watch(st_store *st, const struct rb_watch_spec *sp,
 		return 0;
 	}
 	const struct st_events_resp *er = &sres->resp.u.events;
+	for (size_t i = 0; i < er->events_n; i++) {
+		const struct st_event *e = &er->events[i];
+		*bytes += e->kv.key_len + e->kv.value_len;
+		if (e->has_prev_kv)
+			*bytes += e->prev_kv.key_len + e->prev_kv.value_len;
+	}
 	if (er->more) {
 		*next_rev = er->next_rev;
 		*next_sub = er->next_sub;
@@ -441,7 +488,7 @@ static void conv_kv(const struct st_kv *in, struct rb_kv *out)
 
 /* The events of sres that pass the watch's filters, into res (borrowing
  * sres's memory). false = out of memory. */
-static bool fill_events(const struct rb_watch_spec *sp,
+static bool fill_events(const struct rb_watch_spec *sp, bool wide,
     const struct st_result *sres, struct rb_watch_result *res)
 {
 	const struct st_events_resp *er = &sres->resp.u.events;
@@ -454,6 +501,8 @@ static bool fill_events(const struct rb_watch_spec *sp,
 		const struct st_event *e = &er->events[i];
 		bool del = e->type == ST_EVENT_DELETE;
 		if ((del && sp->no_delete) || (!del && sp->no_put))
+			continue;
+		if (wide && !spec_has(sp, e->kv.key, e->kv.key_len))
 			continue;
 		struct rb_event *o = &res->events[res->events_n++];
 		o->type = del ? RB_EVENT_DELETE : RB_EVENT_PUT;
@@ -495,21 +544,26 @@ void bk_watch_serve(st_store *st, struct bk_read *rd)
 	struct rb_watch_result *res = calloc(wp->n, sizeof(*res));
 	struct st_result *sres = calloc(wp->n, sizeof(*sres));
 	bool any = false, oom = !res || !sres;
-	size_t total = 0;
+	size_t total = 0, bytes = 0;
 	st_rev read_rev = rd->revision;
 	for (size_t i = 0; !oom && i < wp->n; i++) {
-		/* a full reply leaves the other watches where they are (never a
-		 * partial revision because of another watch's events) */
-		if (total >= wp->events_max) {
+		/* a full reply (in events or bytes: the bytes limit is the
+		 * reply's, so 1024 watches cannot make it 1024 times larger)
+		 * leaves the other watches where they are (never a partial
+		 * revision because of another watch's events) */
+		if (total >= wp->events_max || bytes >= BK_WATCH_REPLY_BYTES_MAX) {
 			res[i].next_rev = wp->next_rev[i];
 			res[i].next_sub = wp->next_sub[i];
 			continue;
 		}
+		bool wide = read_wide(&q->watches[i], wp->next_rev[i],
+		    rd->revision);
 		total += read_watch(st, &q->watches[i], &wp->next_rev[i],
-		    &wp->next_sub[i], wp->events_max, &res[i], &sres[i]);
+		    &wp->next_sub[i], wp->events_max, BK_WATCH_REPLY_BYTES_MAX,
+		    wide, &res[i], &sres[i], &bytes);
 		if (sres[i].revision > read_rev)
 			read_rev = sres[i].revision;
-		oom |= !fill_events(&q->watches[i], &sres[i], &res[i]);
+		oom |= !fill_events(&q->watches[i], wide, &sres[i], &res[i]);
 		any |= res[i].canceled || res[i].events_n > 0;
 	}
 	struct whdr h = { rd->cluster_id, rd->member_id, read_rev, rd->term };

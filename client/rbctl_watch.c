@@ -193,13 +193,14 @@ static int run_watch(const struct rbctl_ext_parsed *p)
 	rc = rb_watch_open(c, progress_ms, &w);
 	if (rc == 0)
 		rc = rb_watch_add(w, &o, &id);
-	rb_client_close(c);
 	free(end_buf);
-	if (rc) {
-		rb_watch_close(w);
-		return fail(RBCTL_EXIT_ERROR, rb_strerror(rc));
-	}
-	rc = watch_loop(p, w);
+	if (rc == 0)
+		rc = watch_loop(p, w);
+	else
+		rc = fail(RBCTL_EXIT_ERROR, rb_strerror(rc));
 	rb_watch_close(w);
+	/* closed last: nng 1.5 leaks a dialer that is closed while it is
+	 * still connecting, which a client opened just before may be */
+	rb_client_close(c);
 	return rc;
 }

@@ -63,6 +63,23 @@ run --endpoints "$endpoints" lease timetolive "$lease" --keys
 run --endpoints "$endpoints" lease revoke "$lease"
 run --endpoints "$endpoints" get /services/ --prefix --count-only
 
+echo "== pub/sub: a topic is a prefix; messages are ordered by revision"
+run --endpoints "$endpoints" pub /orders/ 'order 1: 2 apples'
+run --endpoints "$endpoints" pub /orders/ 'order 2: 1 pear' --header region=eu
+run --endpoints "$endpoints" pub /orders/ 'order 2: 1 pear' --id order-2
+run --endpoints "$endpoints" pub /orders/ 'order 2: 1 pear (retry)' --id order-2
+run --endpoints "$endpoints" sub /orders/ --from earliest --group billing --count 3
+run --endpoints "$endpoints" group describe billing
+echo "== a work queue: push, claim with a visibility timeout, ack"
+run --endpoints "$endpoints" queue push jobs 'resize 42.png'
+run --endpoints "$endpoints" queue push jobs 'resize 43.png'
+popped=$("$ctl" --endpoints "$endpoints" queue pop jobs --consumer w1 --visibility 30s --wait 5s)
+echo "\$ raftbusctl queue pop jobs --consumer w1 --visibility 30s --wait 5s"
+echo "$popped"
+receipt=$(echo "$popped" | sed -n 's/.*receipt=\([^ ]*\).*/\1/p' | head -1)
+run --endpoints "$endpoints" queue ack jobs "$receipt"
+run --endpoints "$endpoints" queue stats jobs
+
 echo "== a watcher replays /config/ from revision 1, then follows it live"
 echo "\$ raftbusctl watch /config/ --prefix --rev 1 &"
 "$ctl" --endpoints "$endpoints" watch /config/ --prefix --rev 1 >"$dir/watch.out" 2>&1 &
