@@ -155,6 +155,10 @@ static int q_stats_decode(const uint8_t *p, size_t n, struct q_stats *s)
 		(int64_t)f[7], (int64_t)f[8] };
 	if (s->seq_head > s->seq_tail || s->seq_tail - s->seq_head != s->ready)
 		return ST_ERR_QUEUE_INVALID;
+	/* plain writes may have put anything here: positions and times become
+	 * key digits, which q_key() asserts are not negative */
+	if (s->seq_tail > INT64_MAX || s->f_lo < 0 || s->d_lo < 0 || s->x_lo < 0)
+		return ST_ERR_QUEUE_INVALID;
 	return 0;
 }
 
@@ -825,12 +829,16 @@ static int q_sweep_dedup(struct q_ctx *c, size_t *budget, bool *more)
 	for (size_t i = 0; rc == 0 && i < s.n; i++) {
 		const struct q_hit *h = &s.hits[i];
 		uint8_t key[Q_KEY_BYTES_MAX], *v = NULL;
-		size_t vl, kl = q_key(key, c->base, c->base_len, "dedup/", 0, false,
-			h->tail, h->tail_len);
-		if (h->tail_len == 0 || h->tail_len > ST_QUEUE_DEDUP_ID_BYTES_MAX)
+		size_t vl, kl;
+		/* the index key may be a plain write: check its dedup id before
+		 * it is used to build a key (q_key asserts the key fits) */
+		if (h->tail_len == 0 || h->tail_len > ST_QUEUE_DEDUP_ID_BYTES_MAX) {
 			rc = ST_ERR_QUEUE_INVALID;
-		else
-			rc = q_get(c->w->st, c->w->txn, c->w->rev, key, kl, &v, &vl);
+			break;
+		}
+		kl = q_key(key, c->base, c->base_len, "dedup/", 0, false, h->tail,
+			h->tail_len);
+		rc = q_get(c->w->st, c->w->txn, c->w->rev, key, kl, &v, &vl);
 		if (rc == 0 && vl == 8 + Q_ID_BYTES && q_get_i64(v) == h->t)
 			rc = q_del(c, key, kl);
 		if (rc == ST_ERR_KEY_NOT_FOUND)
@@ -1067,6 +1075,38 @@ struct q_dlq_arg {
 	size_t queue_len, limit;
 };
 
+/* Payload bytes one st_queue_dlq() call copies: the listing stops after
+ * the message that reaches it (at least one) with more = true, so a
+ * listing of the largest payloads is not gigabytes of one reader's memory. */
+#define Q_DLQ_READ_BYTES_MAX (16u * 1024u * 1024u)
+
+/* Decodes dead letter `key` (read from this txn) into *o, its id and
+ * payload copied into the result's arena. */
+static int q_dlq_msg(st_store *st, MDB_txn *txn, st_rev rev, const uint8_t *key,
+	size_t kl, size_t sl, struct st_mem **mem, struct st_queue_msg *o)
+{
+	uint8_t *buf;
+	size_t n;
+	struct q_msg m;
+	if (kl != sl + Q_ID_BYTES)
+		return ST_ERR_QUEUE_INVALID;
+	int rc = q_get(st, txn, rev, key, kl, &buf, &n);
+	if (rc != 0)
+		return rc == ST_ERR_KEY_NOT_FOUND ? ST_ERR_QUEUE_INVALID : rc;
+	if (q_msg_decode(buf, n, &m) != 0) {
+		free(buf);
+		return ST_ERR_QUEUE_INVALID;
+	}
+	*o = (struct st_queue_msg){ .id = key + sl, .id_len = Q_ID_BYTES,
+		.payload_len = m.payload_len, .delivery_count = m.count,
+		.enqueued_ms = m.enqueued_ms };
+	if (m.payload_len && (o->payload = st_mem_dup(mem, m.payload,
+	    m.payload_len)) == NULL)
+		rc = ST_ERR_NOMEM;
+	q_msg_free(&m);
+	return rc;
+}
+
 static int q_dlq_read(st_store *st, MDB_txn *txn, const struct st_meta *meta,
 	const void *varg, struct st_result *out)
 {
@@ -1077,36 +1117,23 @@ static int q_dlq_read(st_store *st, MDB_txn *txn, const struct st_meta *meta,
 	size_t sl = q_key(start, base, bl, "dlq/", 0, false, NULL, 0);
 	memcpy(end, start, sl);
 	end[sl - 1]++;
+	/* keys first: values are read one by one within the byte budget */
 	struct st_range rq = { .key = start, .key_len = sl, .range_end = end,
-		.range_end_len = sl, .limit = (int64_t)a->limit };
+		.range_end_len = sl, .limit = (int64_t)a->limit, .keys_only = true };
 	int rc = st_range_in_txn(st, txn, meta, &rq, &out->mem, &rr);
 	struct st_queue_resp *q = &out->resp.u.queue;
 	if (rc == 0 && rr.kvs_n &&
 	    (q->msgs = st_mem_alloc(&out->mem, rr.kvs_n * sizeof(*q->msgs))) == NULL)
 		rc = ST_ERR_NOMEM;
-	for (size_t i = 0; rc == 0 && i < rr.kvs_n; i++) {
-		const struct st_kv *kv = &rr.kvs[i];
-		struct q_msg m;
-		uint8_t *buf = malloc(kv->value_len + 1);
-		if (buf == NULL)
-			return ST_ERR_NOMEM;
-		if (kv->value_len)
-			memcpy(buf, kv->value, kv->value_len);
-		if (kv->key_len != sl + Q_ID_BYTES || q_msg_decode(buf, kv->value_len, &m)) {
-			free(buf);
-			return ST_ERR_QUEUE_INVALID;
-		}
-		/* the payload stays where the range put it (the result's arena) */
-		q->msgs[i] = (struct st_queue_msg){ .id = kv->key + sl, .id_len = Q_ID_BYTES,
-			.payload = kv->value + (m.payload - m.buf),
-			.payload_len = m.payload_len, .delivery_count = m.count,
-			.enqueued_ms = m.enqueued_ms };
-		if (m.payload_len == 0)
-			q->msgs[i].payload = NULL;
-		q_msg_free(&m);
+	size_t i, bytes = 0;
+	for (i = 0; rc == 0 && i < rr.kvs_n && bytes < Q_DLQ_READ_BYTES_MAX; i++) {
+		rc = q_dlq_msg(st, txn, meta->rev, rr.kvs[i].key, rr.kvs[i].key_len,
+			sl, &out->mem, &q->msgs[i]);
+		if (rc == 0)
+			bytes += q->msgs[i].payload_len;
 	}
-	q->msgs_n = rc == 0 ? rr.kvs_n : 0;
-	q->more = rr.more;
+	q->msgs_n = rc == 0 ? i : 0;
+	q->more = rr.more || i < rr.kvs_n;
 	return rc;
 }
 
