@@ -72,7 +72,7 @@ static int pubsub_setup(struct rbb_run *run, struct rbb_phase *measured)
 	struct pubsub_state *p = run->wl_state;
 	char nonce[48];
 	rbb_run_nonce(nonce, sizeof(nonce));
-	int n = snprintf(p->topic, sizeof(p->topic), "/rbb/topic/%s/", nonce);
+	int n = snprintf(p->topic, sizeof(p->topic), "/rbb/topic/r%s/", nonce);
 	p->topic_len = (size_t)n;
 	return 0;
 }

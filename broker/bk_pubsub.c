@@ -100,6 +100,14 @@ static int publish_validate(const struct bk_server *s, const struct rb_publish *
 		snprintf(why, len, "publish: the topic is empty");
 		return RB_ERR_EMPTY_KEY;
 	}
+	if (!rb_topic_valid(p->topic, p->topic_len)) {
+		/* the topic's message keys must be a range of their own:
+		 * "/orders" would also cover "/orders2/...", and a nested
+		 * "/orders/7/" would sort among "/orders/"'s messages */
+		snprintf(why, len, "publish: a topic must end with '/' and no "
+		    "segment of it may start with a digit (e.g. /orders/eu/)");
+		return RB_ERR_BAD_REQUEST;
+	}
 	if (p->topic_len > ST_KEY_BYTES_MAX - ST_APPEND_REV_DIGITS) {
 		snprintf(why, len, "publish: topic longer than %u bytes",
 		    ST_KEY_BYTES_MAX - ST_APPEND_REV_DIGITS);
@@ -328,6 +336,11 @@ static bool retention_parse(const uint8_t *v, size_t n, struct retention *rt)
 struct topic_scan {
 	const uint8_t *topic;
 	size_t topic_n;
+	/* the topic's message keys, topic + 20 digits, are [start, end):
+	 * start = topic + 20 zeros, end = topic + ':' (the byte after '9');
+	 * no other topic's key is in it (rb_topic_valid) */
+	uint8_t start[ST_KEY_BYTES_MAX];
+	size_t start_n;
 	uint8_t end[ST_KEY_BYTES_MAX];
 	size_t end_n;
 	st_rev boundary;         /* delete messages <= this */
@@ -343,7 +356,7 @@ static st_rev msg_rev(const struct topic_scan *t, const struct st_kv *kv)
 static void by_count(struct bk_server *s, struct topic_scan *t, int64_t max_msgs)
 {
 	struct st_result res;
-	struct st_range rq = { .key = t->topic, .key_len = t->topic_n,
+	struct st_range rq = { .key = t->start, .key_len = t->start_n,
 	    .range_end = t->end, .range_end_len = t->end_n, .count_only = true };
 	memset(&res, 0, sizeof(res));
 	int64_t count = st_range(s->st, &rq, &res) ? 0 : res.resp.u.range.count;
@@ -353,7 +366,7 @@ static void by_count(struct bk_server *s, struct topic_scan *t, int64_t max_msgs
 	int64_t excess = count - max_msgs;
 	if (excess > BK_RETENTION_DELETE_MSGS_MAX)
 		excess = BK_RETENTION_DELETE_MSGS_MAX;
-	if (scan(s, t->topic, t->topic_n, t->end, t->end_n, excess, true, false,
+	if (scan(s, t->start, t->start_n, t->end, t->end_n, excess, true, false,
 	    &res) == 0 && res.resp.u.range.kvs_n > 0) {
 		const struct st_range_resp *rr = &res.resp.u.range;
 		st_rev b = msg_rev(t, &rr->kvs[rr->kvs_n - 1]);
@@ -366,7 +379,7 @@ static void by_count(struct bk_server *s, struct topic_scan *t, int64_t max_msgs
 static void by_age(struct bk_server *s, struct topic_scan *t, int64_t cutoff_ms)
 {
 	struct st_result res;
-	if (scan(s, t->topic, t->topic_n, t->end, t->end_n, BK_RETENTION_SCAN_PAGE,
+	if (scan(s, t->start, t->start_n, t->end, t->end_n, BK_RETENTION_SCAN_PAGE,
 	    false, false, &res) == 0) {
 		const struct st_range_resp *rr = &res.resp.u.range;
 		for (size_t i = 0; i < rr->kvs_n; i++) {
@@ -397,7 +410,7 @@ static void by_bytes(struct bk_server *s, struct topic_scan *t, int64_t max_byte
 	memcpy(upto, t->end, t->end_n);
 	for (unsigned page = 0; page < BK_RETENTION_SCAN_PAGES_MAX; page++) {
 		struct st_result res;
-		if (scan(s, t->topic, t->topic_n, upto, upto_n, BK_RETENTION_SCAN_PAGE,
+		if (scan(s, t->start, t->start_n, upto, upto_n, BK_RETENTION_SCAN_PAGE,
 		    false, true, &res)) {
 			st_result_free(&res);
 			return;
@@ -461,8 +474,8 @@ static void retention_apply(struct bk_server *s, const struct topic_scan *t)
 	char val[24];
 	int vl = snprintf(val, sizeof(val), "%020lld", (long long)t->boundary);
 	struct st_op ops[2] = { { .type = ST_OP_DELETE_RANGE }, { .type = ST_OP_PUT } };
-	ops[0].u.delete_range = (struct st_delete_range){ .key = t->topic,
-	    .key_len = t->topic_n, .range_end = last, .range_end_len = last_n };
+	ops[0].u.delete_range = (struct st_delete_range){ .key = t->start,
+	    .key_len = t->start_n, .range_end = last, .range_end_len = last_n };
 	ops[1].u.put = (struct st_put){ .key = fk, .key_len = fk_n,
 	    .value = (const uint8_t *)val, .value_len = (size_t)vl };
 	struct st_op txn = { .type = ST_OP_TXN };
@@ -478,7 +491,14 @@ static void retention_topic(struct bk_server *s, const uint8_t *topic,
 	struct topic_scan t = { .topic = topic, .topic_n = topic_n };
 	if (topic_n == 0 || topic_n > ST_KEY_BYTES_MAX - ST_APPEND_REV_DIGITS)
 		return;
-	t.end_n = st_prefix_end(topic, topic_n, t.end);
+	if (!rb_topic_valid(topic, topic_n))
+		return;   /* not a topic (publish refuses such names) */
+	memcpy(t.start, topic, topic_n);
+	memset(t.start + topic_n, '0', ST_APPEND_REV_DIGITS);
+	t.start_n = topic_n + ST_APPEND_REV_DIGITS;
+	memcpy(t.end, topic, topic_n);
+	t.end[topic_n] = ':';
+	t.end_n = topic_n + 1;
 	if (rt->max_msgs > 0)
 		by_count(s, &t, rt->max_msgs);
 	if (rt->max_age_ms > 0)

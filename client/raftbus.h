@@ -778,6 +778,14 @@ int rb_message_encode(int64_t publish_time_ms, const struct rb_header_kv *header
 int rb_message_decode(const struct rb_kv *kv, struct rb_message *m);
 
 /* Is key[0..key_len) a message key of topic: topic + exactly 20 digits? */
+/* Is this a valid topic name: 1..RB_TOPIC_BYTES_MAX bytes, ending with
+ * '/', and no path segment starting with a digit? Message keys are the
+ * topic + 20 digits, so under these rules the keys [topic + "0",
+ * topic + ":") are exactly the topic's messages: no other topic (not
+ * "/orders2/" for "/orders", not a nested "/orders/7/") falls in that
+ * range, and retention of one topic never deletes another's. Any thread. */
+bool rb_topic_valid(const uint8_t *topic, size_t topic_len);
+
 bool rb_message_key_of(const uint8_t *topic, size_t topic_len,
 	const uint8_t *key, size_t key_len);
 

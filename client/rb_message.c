@@ -199,3 +199,15 @@ bool rb_message_key_of(const uint8_t *topic, size_t topic_len,
 			return false;
 	return true;
 }
+
+bool rb_topic_valid(const uint8_t *topic, size_t topic_len)
+{
+	if (topic == NULL || topic_len == 0 || topic_len > RB_TOPIC_BYTES_MAX ||
+	    topic[topic_len - 1] != '/')
+		return false;
+	for (size_t i = 0; i < topic_len; i++)
+		if ((i == 0 || topic[i - 1] == '/') && topic[i] >= '0' &&
+		    topic[i] <= '9')
+			return false;
+	return true;
+}

@@ -321,7 +321,7 @@ static void keepalive(rb_sub *s)
 static int sub_keys(rb_sub *s, const char *topic, const char *group)
 {
 	size_t tn = strlen(topic), gn = group ? strlen(group) : 0;
-	if (tn == 0 || tn > RB_TOPIC_BYTES_MAX || gn > RB_GROUP_BYTES_MAX)
+	if (!rb_topic_valid((const uint8_t *)topic, tn) || gn > RB_GROUP_BYTES_MAX)
 		return RB_ERR_INVALID;
 	s->topic = malloc(tn);
 	s->topic_end = malloc(tn);
@@ -363,7 +363,8 @@ int rb_sub_open(rb_client *c, const char *topic, const char *group,
 	if (rc) {
 		rb_sub_close(s);
 		return err_set(eb, el, rc, rc == RB_ERR_NOMEM ? "out of memory" :
-			"the topic must have 1..%u bytes and the group at most %u",
+			"the topic must have 1..%u bytes, end with '/' and have no "
+			"segment starting with a digit; the group at most %u bytes",
 			RB_TOPIC_BYTES_MAX, RB_GROUP_BYTES_MAX);
 	}
 	if ((rc = rb_watch_open(c, 0, &s->w)) == 0)

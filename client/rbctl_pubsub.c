@@ -187,8 +187,9 @@ static int run_pub(const struct rbctl_ext_parsed *p)
 		return fail(RBCTL_EXIT_BAD_ARGS, "unexpected arguments after --");
 	if (p->pos_n < 1 || p->pos_n > 2)
 		return fail(RBCTL_EXIT_BAD_ARGS, "pub needs TOPIC and at most one MESSAGE");
-	if (p->pos[0][0] == '\0' || strlen(p->pos[0]) > RB_TOPIC_BYTES_MAX)
-		return fail(RBCTL_EXIT_BAD_ARGS, "the topic must have 1..%u bytes",
+	if (!rb_topic_valid((const uint8_t *)p->pos[0], strlen(p->pos[0])))
+		return fail(RBCTL_EXIT_BAD_ARGS,
+			"the topic must have 1..%u bytes, end with '/' and have no segment starting with a digit (e.g. /orders/eu/)",
 			RB_TOPIC_BYTES_MAX);
 	int rc = pub_headers(p, h, &hn);
 	if (rc)
@@ -256,8 +257,9 @@ static int sub_args_of(const struct rbctl_ext_parsed *p, struct sub_args *a)
 	if (p->rest || p->pos_n != 1)
 		return fail(RBCTL_EXIT_BAD_ARGS, "sub needs exactly one TOPIC");
 	a->topic = p->pos[0];
-	if (*a->topic == '\0' || strlen(a->topic) > RB_TOPIC_BYTES_MAX)
-		return fail(RBCTL_EXIT_BAD_ARGS, "the topic must have 1..%u bytes",
+	if (!rb_topic_valid((const uint8_t *)a->topic, strlen(a->topic)))
+		return fail(RBCTL_EXIT_BAD_ARGS,
+			"the topic must have 1..%u bytes, end with '/' and have no segment starting with a digit (e.g. /orders/eu/)",
 			RB_TOPIC_BYTES_MAX);
 	const char *from = rbctl_ext_val(p, x, "from");
 	const char *commit = rbctl_ext_val(p, x, "commit");
@@ -685,8 +687,9 @@ static int run_topic(const struct rbctl_ext_parsed *p)
 	    (one && p->pos_n != 2) || (!one && p->pos_n != 1))
 		return fail(RBCTL_EXIT_BAD_ARGS,
 			"usage: topic set TOPIC [flags] | topic get TOPIC | topic list");
-	if (one && (p->pos[1][0] == '\0' || strlen(p->pos[1]) > RB_TOPIC_BYTES_MAX))
-		return fail(RBCTL_EXIT_BAD_ARGS, "the topic must have 1..%u bytes",
+	if (one && !rb_topic_valid((const uint8_t *)p->pos[1], strlen(p->pos[1])))
+		return fail(RBCTL_EXIT_BAD_ARGS,
+			"the topic must have 1..%u bytes, end with '/' and have no segment starting with a digit (e.g. /orders/eu/)",
 			RB_TOPIC_BYTES_MAX);
 	char val[160] = "";
 	const struct rbctl_ext_cmd *x = &rbctl_topic_cmd;

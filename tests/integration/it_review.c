@@ -178,6 +178,60 @@ static void test_retention(void)
 	it_cluster_done(&c);
 }
 
+static int publish_to(const char *url, const char *topic)
+{
+	struct rb_op op = { .type = RB_OP_PUBLISH };
+	op.u.publish = (struct rb_publish){ .topic = (const uint8_t *)topic,
+	    .topic_len = strlen(topic), .payload = (const uint8_t *)"m",
+	    .payload_len = 1 };
+	struct rb_resp resp;
+	int rc = it_do(url, &op, &resp);
+	rb_resp_free(&resp);
+	return rc;
+}
+
+/* Retention of a topic deletes its own messages only: not those of a
+ * topic it is a string prefix of, nor of a nested topic. A topic that
+ * does not end with '/' is refused. */
+static void test_nested(void)
+{
+	struct it_cluster c;
+	start_one(&c);
+	const char *url = c.m[0].client_url;
+	IT_CHECK(publish_to(url, "/t") == RB_ERR_BAD_REQUEST,
+	    "a topic without a trailing '/' is refused");
+	IT_CHECK(publish_to(url, "/t/1/") == RB_ERR_BAD_REQUEST,
+	    "a segment starting with a digit is refused");
+	const char *topics[] = { "/t/", "/t/x0/", "/t/-/", "/t0/" };
+	for (int k = 0; k < 4; k++)
+		for (int i = 0; i < 3; i++)
+			IT_CHECK(publish_to(url, topics[k]) == 0, "publish %s", topics[k]);
+	const char rk[] = RB_PUBSUB_TOPIC_PREFIX "/t/";
+	const char *setting = "max_msgs=1";
+	IT_CHECK(put_raw(url, (const uint8_t *)rk, sizeof(rk) - 1,
+	    (const uint8_t *)setting, strlen(setting)) == 0, "retention setting");
+	const uint8_t from[] = "/t/0", to[] = "/t/:";
+	int64_t deadline = it_now_ms() + 6000, n = 3;
+	while (it_now_ms() < deadline) {
+		struct rb_op op = { .type = RB_OP_RANGE };
+		op.u.range = (struct rb_range){ .key = from, .key_len = sizeof(from) - 1,
+		    .range_end = to, .range_end_len = sizeof(to) - 1, .count_only = true };
+		struct rb_resp resp;
+		IT_CHECK(it_do(url, &op, &resp) == 0, "range");
+		n = resp.body.u.range.count;
+		rb_resp_free(&resp);
+		if (n == 1)
+			break;
+		it_sleep_ms(200);
+	}
+	IT_CHECK(n == 1, "retention kept %lld messages of /t/", (long long)n);
+	for (int k = 1; k < 4; k++)
+		IT_CHECK(count_prefix(url, (const uint8_t *)topics[k],
+		    strlen(topics[k])) == 3, "%s lost messages to /t/'s retention",
+		    topics[k]);
+	it_cluster_done(&c);
+}
+
 static void expect_bad(const char *url, uint8_t type, struct rb_queue_req q,
     const char *what)
 {
@@ -367,6 +421,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "expirestorm"))
 		test_expire_storm();
+	else if (!strcmp(argv[1], "nested"))
+		test_nested();
 	else if (!strcmp(argv[1], "retention"))
 		test_retention();
 	else if (!strcmp(argv[1], "badqueue"))
