@@ -222,6 +222,10 @@ const char *rbctl_ext_val(const struct rbctl_ext_parsed *p,
 bool rbctl_ext_flag(const struct rbctl_ext_parsed *p,
 	const struct rbctl_ext_cmd *x, const char *name);
 
+/* Prints "Error: " + the formatted message + newline on stderr and returns
+ * code (the streaming commands' way to fail). */
+int rbctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Opens a client on p's endpoints and timeouts. RB_OK or an rb_err. */
 int rbctl_ext_client(const struct rbctl_ext_parsed *p, rb_client **out);
 

@@ -262,6 +262,17 @@ bool rbctl_ext_flag(const struct rbctl_ext_parsed *p,
 	return v && strcmp(v, "true") == 0;
 }
 
+int rbctl_fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("Error: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return code;
+}
+
 int rbctl_ext_client(const struct rbctl_ext_parsed *p, rb_client **out)
 {
 	struct rb_config cfg = { .endpoints = p->endpoints, .endpoints_n = p->endpoints_n,

@@ -89,18 +89,6 @@ const struct rbctl_ext_cmd rbctl_elect_cmd = {
 	.run = run_elect,
 };
 
-static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("Error: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	return code;
-}
 
 static void sleep_tick(void)
 {
@@ -126,10 +114,10 @@ static int parse_ttl(const char *v, int64_t dflt, int64_t *ttl_s)
 	errno = 0;
 	long long n = strtoll(v, &end, 10);
 	if (*v == '\0' || *end != '\0' || errno)
-		return fail(RBCTL_EXIT_ERROR, "invalid argument \"%s\" for \"--ttl\" flag: "
+		return rbctl_fail(RBCTL_EXIT_ERROR, "invalid argument \"%s\" for \"--ttl\" flag: "
 			"strconv.ParseInt: parsing \"%s\": invalid syntax", v, v);
 	if (n < 1 || n > RBCTL_LOCK_TTL_S_MAX)
-		return fail(RBCTL_EXIT_BAD_ARGS, "--ttl must be between 1 and %lld seconds",
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "--ttl must be between 1 and %lld seconds",
 			RBCTL_LOCK_TTL_S_MAX);
 	*ttl_s = n;
 	return 0;
@@ -140,11 +128,11 @@ static int open_session(const struct rbctl_ext_parsed *p, int64_t ttl_s,
 	rb_client **c, rb_session **s)
 {
 	if (rbctl_ext_client(p, c) != 0)
-		return fail(RBCTL_EXIT_BAD_ARGS, "bad endpoint list");
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "bad endpoint list");
 	struct rb_resp r = { 0 };
 	int rc = rb_session_open(*c, ttl_s, s, &r);
 	if (rc) {
-		int code = fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
+		int code = rbctl_fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
 		rb_resp_free(&r);
 		rb_client_close(*c);
 		*c = NULL;
@@ -177,9 +165,9 @@ static int print_owned(const struct rbctl_ext_parsed *p, rb_client *c,
 	int rc = rb_range(c, &q, &r);
 	int code = 0;
 	if (rc)
-		code = fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
+		code = rbctl_fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
 	else if (r.body.u.range.kvs_n != 1)
-		code = fail(RBCTL_EXIT_ERROR, "%s", lost);
+		code = rbctl_fail(RBCTL_EXIT_ERROR, "%s", lost);
 	else
 		print_kv(p, &r.header, &r.body.u.range.kvs[0]);
 	rb_resp_free(&r);
@@ -202,7 +190,7 @@ static int take_lock(rb_client *c, rb_session *s, const char *name,
 	struct rb_resp r = { 0 };
 	int rc = rb_lock(c, (const uint8_t *)name, strlen(name), rb_session_lease(s),
 		&w, k, &r);
-	int code = rc ? fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r)) : 0;
+	int code = rc ? rbctl_fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r)) : 0;
 	rb_resp_free(&r);
 	return code;
 }
@@ -238,7 +226,7 @@ static pid_t spawn(char **argv, const struct rb_cc_key *k)
 {
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) != 0) {
-		fail(RBCTL_EXIT_ERROR, "pipe: %s", strerror(errno));
+		rbctl_fail(RBCTL_EXIT_ERROR, "pipe: %s", strerror(errno));
 		return -1;
 	}
 	fflush(NULL);
@@ -261,12 +249,12 @@ static pid_t spawn(char **argv, const struct rb_cc_key *k)
 		if (pid > 0)
 			waitpid(pid, NULL, 0);
 		if (pid < 0)
-			fail(RBCTL_EXIT_ERROR, "fork: %s", strerror(errno));
+			rbctl_fail(RBCTL_EXIT_ERROR, "fork: %s", strerror(errno));
 		else if (e == ENOENT && strchr(argv[0], '/') == NULL)
-			fail(RBCTL_EXIT_ERROR, "exec: \"%s\": executable file not "
+			rbctl_fail(RBCTL_EXIT_ERROR, "exec: \"%s\": executable file not "
 				"found in $PATH", argv[0]);
 		else   /* Go's os/exec words it so */
-			fail(RBCTL_EXIT_ERROR, "fork/exec %s: %s", argv[0], strerror(e));
+			rbctl_fail(RBCTL_EXIT_ERROR, "fork/exec %s: %s", argv[0], strerror(e));
 		return -1;
 	}
 	return pid;
@@ -341,7 +329,7 @@ static int run_lock(const struct rbctl_ext_parsed *p)
 {
 	int64_t ttl_s;
 	if (p->pos_n < 1 || p->pos[0][0] == '\0')
-		return fail(RBCTL_EXIT_BAD_ARGS,
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS,
 			"lock takes a lock name argument and an optional command to execute");
 	int code = parse_ttl(rbctl_ext_val(p, &rbctl_lock_cmd, "ttl"),
 		RB_LOCK_TTL_S_DEFAULT, &ttl_s);
@@ -349,7 +337,7 @@ static int run_lock(const struct rbctl_ext_parsed *p)
 		return code;
 	char **argv = command_argv(p);
 	if (argv == NULL && (p->pos_n > 1 || (p->rest && p->rest_n > 0)))
-		return fail(RBCTL_EXIT_ERROR, "out of memory");
+		return rbctl_fail(RBCTL_EXIT_ERROR, "out of memory");
 	rb_client *c = NULL;
 	rb_session *s = NULL;
 	catch_signals();
@@ -365,7 +353,7 @@ static int run_lock(const struct rbctl_ext_parsed *p)
 	if ((code = print_owned(p, c, &k, "lock lost on init")) != 0)
 		goto out_close;
 	if (hold(s) != 0) {
-		code = fail(RBCTL_EXIT_ERROR, "session expired");
+		code = rbctl_fail(RBCTL_EXIT_ERROR, "session expired");
 		goto out_close;
 	}
 	release(c, &k, false);
@@ -408,7 +396,7 @@ static int observe(const struct rbctl_ext_parsed *p, rb_client *c)
 	}
 	rb_observe_close(o);
 	if (rc && !stop_sig)
-		return fail(RBCTL_EXIT_ERROR, "%s", rb_cc_strerror(rc));
+		return rbctl_fail(RBCTL_EXIT_ERROR, "%s", rb_cc_strerror(rc));
 	return RBCTL_EXIT_OK;
 }
 
@@ -420,14 +408,14 @@ static int campaign(const struct rbctl_ext_parsed *p, rb_client *c, rb_session *
 	struct rb_resp r = { 0 };
 	int rc = rb_campaign(c, (const uint8_t *)name, strlen(name), rb_session_lease(s),
 		(const uint8_t *)prop, strlen(prop), &w, &k, &r);
-	int code = rc ? fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r)) : 0;
+	int code = rc ? rbctl_fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r)) : 0;
 	rb_resp_free(&r);
 	if (code)
 		return code;
 	if ((code = print_owned(p, c, &k, "election lost on init")) != 0)
 		return code;
 	if (hold(s) != 0)
-		return fail(RBCTL_EXIT_ERROR, "elect: session expired");
+		return rbctl_fail(RBCTL_EXIT_ERROR, "elect: session expired");
 	release(c, &k, true);
 	return RBCTL_EXIT_OK;
 }
@@ -437,12 +425,12 @@ static int run_elect(const struct rbctl_ext_parsed *p)
 	const struct rbctl_ext_cmd *x = &rbctl_elect_cmd;
 	bool listen = rbctl_ext_flag(p, x, "listen");
 	if (p->rest || p->pos_n < 1 || p->pos_n > 2)
-		return fail(RBCTL_EXIT_BAD_ARGS, "elect takes one election name argument "
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "elect takes one election name argument "
 			"and an optional proposal argument");
 	if (!listen && p->pos_n != 2)
-		return fail(RBCTL_EXIT_BAD_ARGS, "no proposal argument but -l not set");
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "no proposal argument but -l not set");
 	if (p->pos[0][0] == '\0')
-		return fail(RBCTL_EXIT_BAD_ARGS, "election name is empty");
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "election name is empty");
 	int64_t ttl_s;
 	int code = parse_ttl(rbctl_ext_val(p, x, "ttl"), RB_SESSION_TTL_S_DEFAULT, &ttl_s);
 	if (code)
@@ -451,7 +439,7 @@ static int run_elect(const struct rbctl_ext_parsed *p)
 	rb_client *c = NULL;
 	if (listen) {
 		if (rbctl_ext_client(p, &c) != 0)
-			return fail(RBCTL_EXIT_BAD_ARGS, "bad endpoint list");
+			return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "bad endpoint list");
 		code = observe(p, c);
 		rb_client_close(c);
 		return code;

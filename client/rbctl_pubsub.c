@@ -36,17 +36,6 @@ static void on_signal(int sig)
 	stop_sub = 1;
 }
 
-static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("Error: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	return code;
-}
 
 static void json_str(FILE *f, const uint8_t *s, size_t n)
 {
@@ -80,7 +69,7 @@ static bool parse_count(const char *v, int64_t *out)
 static int client_of(const struct rbctl_ext_parsed *p, rb_client **c)
 {
 	if (rbctl_ext_client(p, c) != 0)
-		return fail(RBCTL_EXIT_BAD_ARGS, "bad endpoint list");
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "bad endpoint list");
 	return RBCTL_EXIT_OK;
 }
 
@@ -116,7 +105,7 @@ static int read_stdin(uint8_t **buf, size_t *len)
 		if (n == cap) {
 			if (cap >= RBCTL_STDIN_BYTES_MAX) {
 				free(b);
-				return fail(RBCTL_EXIT_ERROR, "message on stdin larger than %u bytes",
+				return rbctl_fail(RBCTL_EXIT_ERROR, "message on stdin larger than %u bytes",
 					RBCTL_STDIN_BYTES_MAX);
 			}
 			uint8_t *nb = realloc(b, cap * 2);
@@ -134,7 +123,7 @@ static int read_stdin(uint8_t **buf, size_t *len)
 		}
 	}
 	free(b);
-	return fail(RBCTL_EXIT_ERROR, "out of memory");
+	return rbctl_fail(RBCTL_EXIT_ERROR, "out of memory");
 }
 
 static int pub_headers(const struct rbctl_ext_parsed *p, struct rb_header_kv *h,
@@ -143,12 +132,12 @@ static int pub_headers(const struct rbctl_ext_parsed *p, struct rb_header_kv *h,
 	size_t i = rbctl_ext_opt_index(&rbctl_pub_cmd, "header");
 	*n = p->multi_n[i];
 	if (*n > RB_MESSAGE_HEADERS_MAX)
-		return fail(RBCTL_EXIT_BAD_FEATURE, "too many headers (max %u)",
+		return rbctl_fail(RBCTL_EXIT_BAD_FEATURE, "too many headers (max %u)",
 			RB_MESSAGE_HEADERS_MAX);
 	for (size_t k = 0; k < *n; k++) {
 		const char *v = p->multi[i][k], *eq = strchr(v, '=');
 		if (!eq || eq == v)
-			return fail(RBCTL_EXIT_BAD_FEATURE,
+			return rbctl_fail(RBCTL_EXIT_BAD_FEATURE,
 				"invalid header \"%s\" (want --header key=value)", v);
 		h[k] = (struct rb_header_kv){ .key = (const uint8_t *)v,
 			.key_len = (size_t)(eq - v), .value = (const uint8_t *)eq + 1,
@@ -165,7 +154,7 @@ static int pub_send(const struct rbctl_ext_parsed *p, const struct rb_publish *p
 		return rc;
 	struct rb_resp r = { 0 };
 	if (rb_publish(c, pb, &r) != 0) {
-		rc = fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
+		rc = rbctl_fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
 	} else if (p->out == RBCTL_OUT_JSON) {
 		printf("{\"revision\":%" PRId64 ",\"duplicate\":%s}\n",
 			r.body.u.publish.revision,
@@ -184,11 +173,11 @@ static int run_pub(const struct rbctl_ext_parsed *p)
 	struct rb_header_kv h[RBCTL_EXT_MULTI_MAX];
 	size_t hn;
 	if (p->rest)
-		return fail(RBCTL_EXIT_BAD_ARGS, "unexpected arguments after --");
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "unexpected arguments after --");
 	if (p->pos_n < 1 || p->pos_n > 2)
-		return fail(RBCTL_EXIT_BAD_ARGS, "pub needs TOPIC and at most one MESSAGE");
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "pub needs TOPIC and at most one MESSAGE");
 	if (!rb_topic_valid((const uint8_t *)p->pos[0], strlen(p->pos[0])))
-		return fail(RBCTL_EXIT_BAD_ARGS,
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS,
 			"the topic must have 1..%u bytes, end with '/' and have no segment starting with a digit (e.g. /orders/eu/)",
 			RB_TOPIC_BYTES_MAX);
 	int rc = pub_headers(p, h, &hn);
@@ -196,7 +185,7 @@ static int run_pub(const struct rbctl_ext_parsed *p)
 		return rc;
 	const char *id = rbctl_ext_val(p, &rbctl_pub_cmd, "id");
 	if (id && *id == '\0')
-		return fail(RBCTL_EXIT_BAD_FEATURE, "--id must not be empty");
+		return rbctl_fail(RBCTL_EXIT_BAD_FEATURE, "--id must not be empty");
 	struct rb_publish pb = { .topic = (const uint8_t *)p->pos[0],
 		.topic_len = strlen(p->pos[0]), .headers = h, .headers_n = hn,
 		.msg_id = (const uint8_t *)id, .msg_id_len = id ? strlen(id) : 0 };
@@ -255,10 +244,10 @@ static int sub_args_of(const struct rbctl_ext_parsed *p, struct sub_args *a)
 	const struct rbctl_ext_cmd *x = &rbctl_sub_cmd;
 	memset(a, 0, sizeof(*a));
 	if (p->rest || p->pos_n != 1)
-		return fail(RBCTL_EXIT_BAD_ARGS, "sub needs exactly one TOPIC");
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "sub needs exactly one TOPIC");
 	a->topic = p->pos[0];
 	if (!rb_topic_valid((const uint8_t *)a->topic, strlen(a->topic)))
-		return fail(RBCTL_EXIT_BAD_ARGS,
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS,
 			"the topic must have 1..%u bytes, end with '/' and have no segment starting with a digit (e.g. /orders/eu/)",
 			RB_TOPIC_BYTES_MAX);
 	const char *from = rbctl_ext_val(p, x, "from");
@@ -267,7 +256,7 @@ static int sub_args_of(const struct rbctl_ext_parsed *p, struct sub_args *a)
 	a->group = rbctl_ext_val(p, x, "group");
 	a->commit = true;
 	if (a->group && (*a->group == '\0' || strlen(a->group) > RB_GROUP_BYTES_MAX))
-		return fail(RBCTL_EXIT_BAD_FEATURE, "--group must have 1..%u bytes",
+		return rbctl_fail(RBCTL_EXIT_BAD_FEATURE, "--group must have 1..%u bytes",
 			RB_GROUP_BYTES_MAX);
 	if (!from || !strcmp(from, "earliest"))
 		a->o.from = RB_SUB_FROM_EARLIEST;
@@ -276,12 +265,12 @@ static int sub_args_of(const struct rbctl_ext_parsed *p, struct sub_args *a)
 	else if (parse_count(from, &a->o.from_rev) && a->o.from_rev >= 1)
 		a->o.from = RB_SUB_FROM_REVISION;
 	else
-		return fail(RBCTL_EXIT_BAD_FEATURE, "invalid --from \"%s\" (want "
+		return rbctl_fail(RBCTL_EXIT_BAD_FEATURE, "invalid --from \"%s\" (want "
 			"earliest, latest or a revision >= 1)", from);
 	if (count && !parse_count(count, &a->count))
-		return fail(RBCTL_EXIT_BAD_FEATURE, "invalid --count \"%s\"", count);
+		return rbctl_fail(RBCTL_EXIT_BAD_FEATURE, "invalid --count \"%s\"", count);
 	if (commit && strcmp(commit, "auto") && strcmp(commit, "explicit"))
-		return fail(RBCTL_EXIT_BAD_FEATURE, "invalid --commit \"%s\" (want "
+		return rbctl_fail(RBCTL_EXIT_BAD_FEATURE, "invalid --commit \"%s\" (want "
 			"auto or explicit)", commit);
 	if (commit && !strcmp(commit, "explicit"))
 		a->commit = false;
@@ -312,7 +301,7 @@ static void print_message(int out, const struct rb_message *m)
 
 static int sub_error(int rc, const char *msg)
 {
-	return fail(rc == RB_ERR_COMPACTED ? RBCTL_EXIT_INTERRUPTED : RBCTL_EXIT_ERROR,
+	return rbctl_fail(rc == RB_ERR_COMPACTED ? RBCTL_EXIT_INTERRUPTED : RBCTL_EXIT_ERROR,
 		"%s", msg);
 }
 
@@ -343,7 +332,7 @@ static int sub_loop(const struct rbctl_ext_parsed *p, const struct sub_args *a,
 		/* processed (printed and flushed): now it may be committed */
 		if (n && a->commit && a->group &&
 		    (rc = rb_sub_commit(s, b.msgs[n - 1].revision)) != 0)
-			return fail(RBCTL_EXIT_ERROR, "commit: %s", rb_strerror(rc));
+			return rbctl_fail(RBCTL_EXIT_ERROR, "commit: %s", rb_strerror(rc));
 		if (a->count > 0 && printed >= a->count)
 			break;
 	}
@@ -490,7 +479,7 @@ static int group_print(rb_client *c, int out, const struct rb_resp *r, bool desc
 		if (rc) {
 			if (out == RBCTL_OUT_JSON)
 				fputs("]\n", stdout);
-			return fail(RBCTL_EXIT_ERROR, "%s", rb_strerror(rc));
+			return rbctl_fail(RBCTL_EXIT_ERROR, "%s", rb_strerror(rc));
 		}
 		group_row(out, first, g, gn, t, tn, kv_number(&rr->kvs[i]), newest,
 			describe);
@@ -506,14 +495,14 @@ static int run_group(const struct rbctl_ext_parsed *p)
 	bool list = p->pos_n == 1 && !strcmp(p->pos[0], "list");
 	bool describe = p->pos_n == 2 && !strcmp(p->pos[0], "describe");
 	if (p->rest || (!list && !describe))
-		return fail(RBCTL_EXIT_BAD_ARGS, "usage: group list | group describe GROUP");
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "usage: group list | group describe GROUP");
 	uint8_t pfx[RBCTL_PUBSUB_KEY_BYTES_MAX];
 	size_t n = strlen(RB_PUBSUB_GROUP_PREFIX);
 	memcpy(pfx, RB_PUBSUB_GROUP_PREFIX, n);
 	if (describe) {
 		size_t gn = strlen(p->pos[1]);
 		if (gn == 0 || gn > RB_GROUP_BYTES_MAX)
-			return fail(RBCTL_EXIT_BAD_ARGS, "the group must have 1..%u bytes",
+			return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "the group must have 1..%u bytes",
 				RB_GROUP_BYTES_MAX);
 		memcpy(pfx + n, p->pos[1], gn);
 		n += gn;
@@ -525,9 +514,9 @@ static int run_group(const struct rbctl_ext_parsed *p)
 		return rc;
 	struct rb_resp r = { 0 };
 	if (list_prefix(c, pfx, n, RBCTL_PUBSUB_LIST_MAX, &r) != 0)
-		rc = fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
+		rc = rbctl_fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
 	else if (describe && r.body.u.range.kvs_n == 0)
-		rc = fail(RBCTL_EXIT_ERROR, "group %s has no committed position", p->pos[1]);
+		rc = rbctl_fail(RBCTL_EXIT_ERROR, "group %s has no committed position", p->pos[1]);
 	else
 		rc = group_print(c, p->out, &r, describe);
 	rb_resp_free(&r);
@@ -571,14 +560,14 @@ static int topic_setting(const struct rbctl_ext_parsed *p, char *val, size_t len
 	const char *bytes = rbctl_ext_val(p, x, "max-bytes");
 	int64_t a = 0, m = 0, b = 0;
 	if (!age && !msgs && !bytes)
-		return fail(RBCTL_EXIT_BAD_ARGS, "topic set needs --max-age, --max-msgs "
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "topic set needs --max-age, --max-msgs "
 			"or --max-bytes");
 	if (age && !rbctl_parse_duration_ms(age, &a))
-		return fail(RBCTL_EXIT_BAD_FEATURE, "invalid --max-age \"%s\"", age);
+		return rbctl_fail(RBCTL_EXIT_BAD_FEATURE, "invalid --max-age \"%s\"", age);
 	if (msgs && !parse_count(msgs, &m))
-		return fail(RBCTL_EXIT_BAD_FEATURE, "invalid --max-msgs \"%s\"", msgs);
+		return rbctl_fail(RBCTL_EXIT_BAD_FEATURE, "invalid --max-msgs \"%s\"", msgs);
 	if (bytes && !parse_count(bytes, &b))
-		return fail(RBCTL_EXIT_BAD_FEATURE, "invalid --max-bytes \"%s\"", bytes);
+		return rbctl_fail(RBCTL_EXIT_BAD_FEATURE, "invalid --max-bytes \"%s\"", bytes);
 	snprintf(val, len, "max_age_ms=%" PRId64 ";max_msgs=%" PRId64 ";max_bytes=%"
 		PRId64, a, m, b);
 	return RBCTL_EXIT_OK;
@@ -594,7 +583,7 @@ static int topic_get(rb_client *c, int out, const char *topic, const uint8_t *ke
 	if (rc == 0)
 		rc = rb_topic_floor(c, topic, &floor);
 	if (rc) {
-		rc = fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
+		rc = rbctl_fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
 	} else {
 		const struct rb_range_resp *rr = &r.body.u.range;
 		const char *v = rr->kvs_n ? (const char *)rr->kvs[0].value : "";
@@ -620,7 +609,7 @@ static int topic_list(rb_client *c, int out)
 	int rc = list_prefix(c, (const uint8_t *)RB_PUBSUB_TOPIC_PREFIX, pn,
 		RBCTL_PUBSUB_LIST_MAX, &r);
 	if (rc) {
-		rc = fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
+		rc = rbctl_fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
 		rb_resp_free(&r);
 		return rc;
 	}
@@ -666,7 +655,7 @@ static int topic_do(const struct rbctl_ext_parsed *p, const char *verb,
 			.value = (const uint8_t *)val, .value_len = strlen(val) };
 		struct rb_resp r = { 0 };
 		if (rb_put(c, &put, &r) != 0)
-			rc = fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
+			rc = rbctl_fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
 		else
 			printf("OK\n");
 		rb_resp_free(&r);
@@ -685,10 +674,10 @@ static int run_topic(const struct rbctl_ext_parsed *p)
 	bool one = !strcmp(verb, "set") || !strcmp(verb, "get");
 	if (p->rest || (!one && strcmp(verb, "list")) ||
 	    (one && p->pos_n != 2) || (!one && p->pos_n != 1))
-		return fail(RBCTL_EXIT_BAD_ARGS,
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS,
 			"usage: topic set TOPIC [flags] | topic get TOPIC | topic list");
 	if (one && !rb_topic_valid((const uint8_t *)p->pos[1], strlen(p->pos[1])))
-		return fail(RBCTL_EXIT_BAD_ARGS,
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS,
 			"the topic must have 1..%u bytes, end with '/' and have no segment starting with a digit (e.g. /orders/eu/)",
 			RB_TOPIC_BYTES_MAX);
 	char val[160] = "";
@@ -696,7 +685,7 @@ static int run_topic(const struct rbctl_ext_parsed *p)
 	bool flags = rbctl_ext_val(p, x, "max-age") || rbctl_ext_val(p, x, "max-msgs") ||
 		rbctl_ext_val(p, x, "max-bytes");
 	if (strcmp(verb, "set") && flags)
-		return fail(RBCTL_EXIT_BAD_ARGS, "--max-* flags go with topic set only");
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "--max-* flags go with topic set only");
 	if (!strcmp(verb, "set")) {
 		int rc = topic_setting(p, val, sizeof(val));
 		if (rc)

@@ -54,11 +54,6 @@ const struct rbctl_ext_cmd rbctl_watch_cmd = {
 	.run = run_watch,
 };
 
-static int fail(int code, const char *msg)
-{
-	fprintf(stderr, "Error: %s\n", msg);
-	return code;
-}
 
 /* Fills o from the command line; the range end is written to end_buf. */
 static int watch_opts_of(const struct rbctl_ext_parsed *p, struct rb_watch_opts *o,
@@ -67,11 +62,11 @@ static int watch_opts_of(const struct rbctl_ext_parsed *p, struct rb_watch_opts 
 	const struct rbctl_ext_cmd *x = &rbctl_watch_cmd;
 	bool prefix = rbctl_ext_flag(p, x, "prefix");
 	if (p->rest)
-		return fail(RBCTL_EXIT_BAD_ARGS, "exec-command is not supported");
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "exec-command is not supported");
 	if (p->pos_n < 1 || p->pos_n > 2)
-		return fail(RBCTL_EXIT_BAD_ARGS, "bad number of arguments");
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "bad number of arguments");
 	if (prefix && p->pos_n == 2)
-		return fail(RBCTL_EXIT_BAD_ARGS,
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS,
 			"unexpected range_end: --prefix already sets the range");
 	*o = (struct rb_watch_opts){ .key = (const uint8_t *)p->pos[0],
 		.key_len = strlen(p->pos[0]), .prev_kv = rbctl_ext_flag(p, x, "prev-kv"),
@@ -79,7 +74,7 @@ static int watch_opts_of(const struct rbctl_ext_parsed *p, struct rb_watch_opts 
 		.no_delete = rbctl_ext_flag(p, x, "no-delete"),
 		.progress_notify = rbctl_ext_flag(p, x, "progress-notify") };
 	if (o->key_len == 0 && !prefix)
-		return fail(RBCTL_EXIT_BAD_ARGS, "key is not provided");
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "key is not provided");
 	if (prefix) {
 		o->range_end = end_buf;
 		o->range_end_len = rb_prefix_end(o->key, o->key_len, end_buf);
@@ -103,7 +98,7 @@ static int watch_opts_of(const struct rbctl_ext_parsed *p, struct rb_watch_opts 
 			return RBCTL_EXIT_ERROR;
 		}
 		if (v < 0)
-			return fail(RBCTL_EXIT_BAD_ARGS, "--rev must not be negative");
+			return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "--rev must not be negative");
 		o->start_rev = v;
 	}
 	const char *pi = rbctl_ext_val(p, x, "progress-interval");
@@ -151,11 +146,11 @@ static int watch_loop(const struct rbctl_ext_parsed *p, rb_watcher *w)
 			bool ended = print_results(p, &r);
 			rb_resp_free(&r);
 			if (ended)
-				return fail(RBCTL_EXIT_INTERRUPTED, "watch is canceled by the server");
+				return rbctl_fail(RBCTL_EXIT_INTERRUPTED, "watch is canceled by the server");
 			continue;
 		}
 		if (rc != RB_ERR_UNAVAILABLE && rc != RB_ERR_TIMEOUT) {
-			int code = fail(RBCTL_EXIT_ERROR, rbctl_error_text(&r));
+			int code = rbctl_fail(RBCTL_EXIT_ERROR, "%s", rbctl_error_text(&r));
 			rb_resp_free(&r);
 			return code;
 		}
@@ -175,7 +170,7 @@ static int run_watch(const struct rbctl_ext_parsed *p)
 	uint8_t *end_buf = malloc(p->pos_n ? strlen(p->pos[0]) + 1 : 1);
 	int64_t progress_ms;
 	if (end_buf == NULL)
-		return fail(RBCTL_EXIT_ERROR, "out of memory");
+		return rbctl_fail(RBCTL_EXIT_ERROR, "out of memory");
 	int rc = watch_opts_of(p, &o, end_buf, &progress_ms);
 	if (rc) {
 		free(end_buf);
@@ -186,7 +181,7 @@ static int run_watch(const struct rbctl_ext_parsed *p)
 	int64_t id;
 	if ((rc = rbctl_ext_client(p, &c)) != 0) {
 		free(end_buf);
-		return fail(RBCTL_EXIT_BAD_ARGS, "bad endpoint list");
+		return rbctl_fail(RBCTL_EXIT_BAD_ARGS, "bad endpoint list");
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -197,7 +192,7 @@ static int run_watch(const struct rbctl_ext_parsed *p)
 	if (rc == 0)
 		rc = watch_loop(p, w);
 	else
-		rc = fail(RBCTL_EXIT_ERROR, rb_strerror(rc));
+		rc = rbctl_fail(RBCTL_EXIT_ERROR, "%s", rb_strerror(rc));
 	rb_watch_close(w);
 	/* closed last: nng 1.5 leaks a dialer that is closed while it is
 	 * still connecting, which a client opened just before may be */
