@@ -82,24 +82,10 @@ static void sleep_ms(int64_t ms)
 /* Sets the call's error with a formatted message kept in resp's arena. */
 static int set_err(struct rb_resp *resp, int err, const char *fmt, ...)
 {
-	char buf[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	rb_resp_fail_v(resp, err, rb_strerror(err), fmt, ap);
 	va_end(ap);
-	resp->err = err;
-	resp->msg = rb_strerror(err);
-	if (resp->mem == NULL)
-		resp->mem = rb_mem_new();
-	if (resp->mem) {
-		char *m = rb_mem_strndup(resp->mem, buf, strlen(buf));
-		if (m)
-			resp->msg = m;
-	}
-	if (resp->leader_url == NULL)
-		resp->leader_url = "";
-	if (resp->endpoint == NULL)
-		resp->endpoint = "";
 	return err;
 }
 

@@ -11,6 +11,8 @@
 #include "raftbus.h"
 #include "rb_mem.h"
 
+#include <stdio.h>
+
 /* Blocks hold small objects back to back; a large object gets its own
  * block so that one big value never wastes a chunk. */
 #define RB_MEM_CHUNK_BYTES (16u * 1024u)
@@ -179,4 +181,25 @@ bool rb_op_is_write(const struct rb_op *op)
 	default:
 		return true;
 	}
+}
+
+int rb_resp_fail_v(struct rb_resp *resp, int err, const char *fallback,
+	const char *fmt, va_list ap)
+{
+	char buf[1024];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	resp->err = err;
+	resp->msg = fallback;
+	if (resp->mem == NULL)
+		resp->mem = rb_mem_new();
+	if (resp->mem) {
+		char *m = rb_mem_strndup(resp->mem, buf, strlen(buf));
+		if (m)
+			resp->msg = m;
+	}
+	if (resp->leader_url == NULL)
+		resp->leader_url = "";
+	if (resp->endpoint == NULL)
+		resp->endpoint = "";
+	return err;
 }

@@ -5,6 +5,7 @@
 #ifndef RB_MEM_H
 #define RB_MEM_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 struct rb_mem;
@@ -21,5 +22,14 @@ char *rb_mem_strndup(struct rb_mem *m, const char *s, size_t n);
 
 /* Frees every block. NULL-safe. */
 void rb_mem_free(struct rb_mem *m);
+
+struct rb_resp;
+
+/* Sets resp->err = err and resp->msg to the formatted message (copied into
+ * resp's arena; `fallback` when that cannot be allocated), keeping what
+ * resp already holds (a server's header); fills NULL leader_url/endpoint
+ * with "". Returns err. */
+int rb_resp_fail_v(struct rb_resp *resp, int err, const char *fallback,
+	const char *fmt, va_list ap);
 
 #endif /* RB_MEM_H */
