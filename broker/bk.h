@@ -99,7 +99,7 @@ struct bk_config {
 #define BK_PEER_URL_DEFAULT "tcp://127.0.0.1:5380"
 #define BK_HEARTBEAT_MS_DEFAULT 100u
 #define BK_ELECTION_MS_DEFAULT 1000u
-#define BK_SNAPSHOT_COUNT_DEFAULT 10000u
+#define BK_SNAPSHOT_COUNT_DEFAULT 100000u
 #define BK_MAX_REQUEST_BYTES_DEFAULT (1536u * 1024u)
 #define BK_MAX_QUEUED_READS_DEFAULT 256u
 /* Upper bound of --max-queued-reads (the reader queue's ring size). */

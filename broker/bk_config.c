@@ -89,7 +89,7 @@ static const struct opt opts[] = {
 	{ "initial-cluster-state", "RAFTBUS_INITIAL_CLUSTER_STATE", O_STATE, 0, 0, "new|existing (default new)" },
 	{ "heartbeat-interval", "RAFTBUS_HEARTBEAT_INTERVAL", O_U32, OFF(heartbeat_ms), "ms between heartbeats = one Raft tick (default 100)" },
 	{ "election-timeout", "RAFTBUS_ELECTION_TIMEOUT", O_U32, OFF(election_ms), "election timeout in ms (default 1000)" },
-	{ "snapshot-count", "RAFTBUS_SNAPSHOT_COUNT", O_U64, OFF(snapshot_count), "applied entries between snapshots (default 10000)" },
+	{ "snapshot-count", "RAFTBUS_SNAPSHOT_COUNT", O_U64, OFF(snapshot_count), "applied entries between snapshots (default 100000, as etcd)" },
 	{ "quota-backend-bytes", "RAFTBUS_QUOTA_BACKEND_BYTES", O_U64, OFF(quota_bytes), "store size quota in bytes (default 2 GiB)" },
 	{ "max-request-bytes", "RAFTBUS_MAX_REQUEST_BYTES", O_U32, OFF(max_request_bytes), "largest client request in bytes (default 1572864)" },
 	{ "auto-compaction-mode", "RAFTBUS_AUTO_COMPACTION_MODE", O_MODE, 0, 0, "revision|periodic (default periodic)" },
