@@ -1000,6 +1000,9 @@ static int r_watch_req(struct rd *r, struct rb_watch_req *w)
 	uint64_t emax;
 	if (r_body(r, 3, &extra) || r_array(r, &n))
 		return r->err;
+	/* a poll's own limit, before allocating for it */
+	if (n > RB_WATCHES_PER_POLL_MAX)
+		return R_BAD(r);
 	struct rb_watch_spec *sp = r_alloc(r, n, sizeof(*sp));
 	for (size_t i = 0; sp && i < n; i++)
 		if (r_watch_spec(r, &sp[i]))

@@ -633,6 +633,23 @@ static int q_push(struct q_ctx *c)
 	return rc;
 }
 
+/* Loads the message a time index entry (d/ or f/) names and checks that
+ * the record agrees with it: in `state`, due at the entry's time. Anything
+ * else (a key planted by a plain put, a damaged record) is
+ * ST_ERR_QUEUE_INVALID. */
+static int q_load_due(struct q_ctx *c, const struct q_hit *h, int state,
+	struct q_msg *m)
+{
+	memset(m, 0, sizeof(*m));   /* the caller frees it whatever happens */
+	if (h->tail_len != Q_ID_BYTES)
+		return ST_ERR_QUEUE_INVALID;
+	int rc = q_msg_load(c, h->tail, m);
+	if (rc == ST_ERR_KEY_NOT_FOUND || (rc == 0 && (m->state != state ||
+	    m->due_ms != h->t)))
+		rc = ST_ERR_QUEUE_INVALID;
+	return rc;
+}
+
 /* Promotes delayed messages due by now, at most *budget; *more if some
  * were left. */
 static int q_promote(struct q_ctx *c, size_t *budget, bool *more)
@@ -646,14 +663,7 @@ static int q_promote(struct q_ctx *c, size_t *budget, bool *more)
 			"d/", c->s.d_lo, &s);
 	for (size_t i = 0; rc == 0 && i < s.n; i++) {
 		struct q_msg m;
-		if (s.hits[i].tail_len != Q_ID_BYTES) {
-			rc = ST_ERR_QUEUE_INVALID;
-			break;
-		}
-		rc = q_msg_load(c, s.hits[i].tail, &m);
-		if (rc == ST_ERR_KEY_NOT_FOUND || (rc == 0 && (m.state != Q_DELAYED ||
-		    m.due_ms != s.hits[i].t)))
-			rc = ST_ERR_QUEUE_INVALID;
+		rc = q_load_due(c, &s.hits[i], Q_DELAYED, &m);
 		if (rc == 0 && (rc = q_unindex(c, &m)) == 0)
 			rc = q_enter(c, &m, Q_READY, 0);
 		q_msg_free(&m);
@@ -792,14 +802,7 @@ static int q_expire_inflight(struct q_ctx *c, size_t *budget, bool *more)
 			"f/", c->s.f_lo, &s);
 	for (size_t i = 0; rc == 0 && i < s.n; i++) {
 		struct q_msg m;
-		if (s.hits[i].tail_len != Q_ID_BYTES) {
-			rc = ST_ERR_QUEUE_INVALID;
-			break;
-		}
-		rc = q_msg_load(c, s.hits[i].tail, &m);
-		if (rc == ST_ERR_KEY_NOT_FOUND || (rc == 0 && (m.state != Q_INFLIGHT ||
-		    m.due_ms != s.hits[i].t)))
-			rc = ST_ERR_QUEUE_INVALID;
+		rc = q_load_due(c, &s.hits[i], Q_INFLIGHT, &m);
 		if (rc == 0 && (rc = q_unindex(c, &m)) == 0) {
 			bool dead = m.count >= c->max_del;
 			rc = q_requeue(c, &m, 0);

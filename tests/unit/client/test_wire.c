@@ -788,3 +788,25 @@ Test(wire, reply_restamp_changes_only_the_request_id)
 	cr_assert_eq(rb_wire_reply_restamp(buf, 2, 9, &out, &out_len), RB_ERR_INVALID);
 	free(buf);
 }
+
+Test(wire, watch_poll_over_the_watch_limit_is_refused_by_the_decoder)
+{
+	struct rb_watch_spec *sp = calloc(RB_WATCHES_PER_POLL_MAX + 1, sizeof(*sp));
+	for (size_t i = 0; i <= RB_WATCHES_PER_POLL_MAX; i++)
+		sp[i] = (struct rb_watch_spec){ .key = B("k"), .start_rev = 1 };
+	struct rb_op op = { .type = RB_OP_WATCH, .u.watch = { .watches = sp,
+		.watches_n = RB_WATCHES_PER_POLL_MAX + 1 } };
+	uint8_t *buf;
+	size_t len;
+	cr_assert_eq(rb_wire_encode_request(1, &op, &buf, &len), 0);
+	rb_wire_request *d = NULL;
+	cr_assert_eq(rb_wire_decode_request(buf, len, NULL, NULL, &d), RB_ERR_BAD_REQUEST);
+	cr_assert_null(d);
+	free(buf);
+	op.u.watch.watches_n = RB_WATCHES_PER_POLL_MAX;
+	cr_assert_eq(rb_wire_encode_request(1, &op, &buf, &len), 0);
+	cr_assert_eq(rb_wire_decode_request(buf, len, NULL, NULL, &d), 0);
+	rb_wire_request_free(d);
+	free(buf);
+	free(sp);
+}
