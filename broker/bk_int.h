@@ -216,7 +216,7 @@ struct bk_server {
 	/* The store flusher thread (BK_STORE_SYNC_INTERVAL_MS). */
 	pthread_t syncer;
 	bool syncer_started;
-	pthread_mutex_t sync_mu;
+	pthread_mutex_t sync_mu;  /* held by each sync and by st_restore_file */
 	pthread_cond_t sync_cv;
 	bool sync_stop;           /* sync_mu */
 	/* Watch polls (bk_watch.c). */

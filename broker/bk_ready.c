@@ -185,7 +185,10 @@ static int install_snapshot(struct bk_server *s, const struct rl_snapshot_meta *
 	 * handle may be unusable and the member stops: readers stay paused
 	 * until bk_reader_stop. */
 	bk_reader_pause(s);
+	/* the store flusher must not sync an environment being replaced */
+	pthread_mutex_lock(&s->sync_mu);
 	int rc = st_restore_file(s->st, path);
+	pthread_mutex_unlock(&s->sync_mu);
 	if (rc) {
 		bk_log(BK_LOG_ERROR, "restore snapshot %s: %s", path,
 		    st_strerror(rc));

@@ -629,7 +629,8 @@ static int open_node(struct bk_server *s)
 }
 
 /* Flushes the store every BK_STORE_SYNC_INTERVAL_MS so that a crash
- * re-applies little of the log; a failure stops the member. */
+ * re-applies little of the log; a failure stops the member. Each sync runs
+ * under sync_mu, which a snapshot install also takes. */
 static void *syncer_main(void *arg)
 {
 	struct bk_server *s = arg;
@@ -646,12 +647,12 @@ static void *syncer_main(void *arg)
 		pthread_cond_timedwait(&s->sync_cv, &s->sync_mu, &ts);
 		if (s->sync_stop)
 			break;
-		pthread_mutex_unlock(&s->sync_mu);
+		/* sync_mu stays held: a snapshot install (st_restore_file)
+		 * takes it to replace the store's environment */
 		if (st_sync(s->st)) {
 			bk_log(BK_LOG_ERROR, "store sync failed; stopping");
 			bk_server_stop(s);
 		}
-		pthread_mutex_lock(&s->sync_mu);
 	}
 	pthread_mutex_unlock(&s->sync_mu);
 	return NULL;

@@ -634,7 +634,8 @@ void st_close(st_store *st);
 
 /* Flushes every committed transaction to disk (fdatasync of the map; a
  * no-op cost for a store opened without no_sync). Errors: ST_ERR_IO. Any
- * thread, beside the writer and readers. */
+ * thread, beside the writer and readers, but never during
+ * st_restore_file() (which replaces the environment). */
 int st_sync(st_store *st);
 
 /* Applies entries[0..n) in ONE LMDB write transaction that also records the
