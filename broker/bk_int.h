@@ -45,6 +45,12 @@
  * snapshot). A background thread flushes it this often, and it is flushed
  * before the log is compacted and at close. */
 #define BK_STORE_SYNC_INTERVAL_MS 1000
+/* A close still running after BK_CLOSE_SLOW_MS logs the step it is in;
+ * after BK_CLOSE_STALL_MS with the storage already closed (everything
+ * durable), the process exits instead of waiting on the network library
+ * (nng 1.5 can hang in nng_close, nanomsg/nng#1543). */
+#define BK_CLOSE_SLOW_MS 2000
+#define BK_CLOSE_STALL_MS 6000
 /* Proposals awaiting commit (slots keyed by log index; power of two). */
 #define BK_PENDING_MAX 8192u
 /* Client requests wait at most this long for commit / read index. */

@@ -704,17 +704,91 @@ out_close:
 	return rc;
 }
 
+/* Watches a close: logs the step a slow close is in, and ends the process
+ * when the network teardown stalls after the storage is closed. */
+struct close_watch {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	const char *step;      /* mu */
+	bool storage_closed;   /* mu */
+	bool done;             /* mu */
+};
+
+static void close_watch_wait(struct close_watch *cw, int64_t until_ms)
+{
+	while (!cw->done && bk_now_ms() < until_ms) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&cw->cv, &cw->mu, &ts);
+	}
+}
+
+static void *close_watch_main(void *arg)
+{
+	struct close_watch *cw = arg;
+	int64_t start = bk_now_ms();
+	pthread_mutex_lock(&cw->mu);
+	close_watch_wait(cw, start + BK_CLOSE_SLOW_MS);
+	if (!cw->done)
+		bk_log(BK_LOG_WARN, "stopping is slow: %s", cw->step);
+	close_watch_wait(cw, start + BK_CLOSE_STALL_MS);
+	if (!cw->done && cw->storage_closed) {
+		bk_log(BK_LOG_WARN, "stopping stalled in the network library "
+		    "(%s); the storage is closed, exiting", cw->step);
+		_exit(0);
+	}
+	while (!cw->done) {
+		bk_log(BK_LOG_ERROR, "stopping stalled: %s", cw->step);
+		close_watch_wait(cw, bk_now_ms() + BK_CLOSE_STALL_MS);
+	}
+	pthread_mutex_unlock(&cw->mu);
+	return NULL;
+}
+
+static void close_step(struct close_watch *cw, const char *step,
+    bool storage_closed)
+{
+	pthread_mutex_lock(&cw->mu);
+	cw->step = step;
+	cw->storage_closed = storage_closed;
+	pthread_mutex_unlock(&cw->mu);
+}
+
+/* The storage is flushed and closed before the sockets: a stop that hangs
+ * in the network library has nothing left to lose. */
 void bk_server_close(struct bk_server *s)
 {
 	if (!s)
 		return;
+	struct close_watch cw = { .step = "stopping the readers" };
+	pthread_mutex_init(&cw.mu, NULL);
+	pthread_cond_init(&cw.cv, NULL);
+	pthread_t watcher;
+	bool watching = pthread_create(&watcher, NULL, close_watch_main,
+	    &cw) == 0;
 	pthread_mutex_lock(&s->mu);
 	s->stopping = true;
 	pthread_mutex_unlock(&s->mu);
 	/* readers reply on client contexts and read the store */
 	bk_reader_stop(s);
 	bk_watch_close(s);
+	close_step(&cw, "stopping the store flusher", false);
+	syncer_stop(s);
+	close_step(&cw, "closing the storage", false);
+	rl_node_free(s->node);
+	s->node = NULL;
+	st_close(s->st);   /* flushes the store */
+	s->st = NULL;
+	rl_logstore_close(s->ls);
+	s->ls = NULL;
+	close_step(&cw, "closing the client socket", true);
 	bk_client_close(s);
+	close_step(&cw, "closing the peer sockets", true);
 	if (s->peer_aio) {
 		nng_aio_stop(s->peer_aio);
 		nng_close(s->peer_in);
@@ -729,10 +803,6 @@ void bk_server_close(struct bk_server *s)
 		s->peer_head = (s->peer_head + 1) % BK_PEER_INBOX_MAX;
 		s->peer_count--;
 	}
-	syncer_stop(s);
-	rl_node_free(s->node);
-	st_close(s->st);   /* flushes the store */
-	rl_logstore_close(s->ls);
 	free(s->leases);
 	if (s->wake_fd[0] >= 0) {
 		close(s->wake_fd[0]);
@@ -742,4 +812,12 @@ void bk_server_close(struct bk_server *s)
 	pthread_mutex_destroy(&s->sync_mu);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
+	pthread_mutex_lock(&cw.mu);
+	cw.done = true;
+	pthread_cond_signal(&cw.cv);
+	pthread_mutex_unlock(&cw.mu);
+	if (watching)
+		pthread_join(watcher, NULL);
+	pthread_cond_destroy(&cw.cv);
+	pthread_mutex_destroy(&cw.mu);
 }

@@ -26,6 +26,7 @@
 static pid_t pids[IT_PIDS_MAX];
 static bool atexit_set;
 static char cleanup_dir[256];
+static struct it_cluster *current;   /* its logs are shown on failure */
 
 static int rm_one(const char *p, const struct stat *sb, int flag,
     struct FTW *f)
@@ -46,8 +47,14 @@ static void kill_all(void)
 		nftw(cleanup_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A failure shows the end of every member's log: CI keeps no files. */
 void it_fail(void)
 {
+	struct it_cluster *c = current;
+	current = NULL;   /* a check failing in here must not recurse */
+	if (c)
+		for (int i = 0; i < c->n; i++)
+			it_log_tail(c, i, 15);
 	exit(1);
 }
 
@@ -88,6 +95,7 @@ void it_cluster_init(struct it_cluster *c, int n)
 	snprintf(c->dir, sizeof(c->dir), "/tmp/raftbus-it-XXXXXX");
 	IT_CHECK(mkdtemp(c->dir), "mkdtemp");
 	snprintf(cleanup_dir, sizeof(cleanup_dir), "%s", c->dir);
+	current = c;
 	c->n = n;
 	size_t off = 0;
 	for (int i = 0; i < n; i++) {
@@ -176,7 +184,8 @@ int it_kill(struct it_cluster *c, int i, int sig)
 	if (!m->pid)
 		return 0;
 	kill(m->pid, sig);
-	int64_t end = it_now_ms() + 10000;
+	/* longer than the server's own stop watchdog (BK_CLOSE_STALL_MS) */
+	int64_t end = it_now_ms() + 15000;
 	int st = 0;
 	while (waitpid(m->pid, &st, WNOHANG) == 0) {
 		if (it_now_ms() > end) {
@@ -210,6 +219,7 @@ void it_cluster_done(struct it_cluster *c)
 	if (!getenv("IT_KEEP"))
 		nftw(c->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	cleanup_dir[0] = 0;
+	current = NULL;
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -375,6 +385,27 @@ char *it_dump(const char *url, bool serializable, rb_rev *rev_out)
 		*rev_out = resp.header.revision;
 	rb_resp_free(&resp);
 	return out;
+}
+
+void it_log_tail(struct it_cluster *c, int i, int lines)
+{
+	FILE *f = fopen(c->m[i].log_path, "r");
+	if (!f)
+		return;
+	enum { KEEP = 64 };
+	static char ring[KEEP][512];
+	int n = 0;
+	while (fgets(ring[n % KEEP], sizeof(ring[0]), f))
+		n++;
+	fclose(f);
+	if (lines > KEEP)
+		lines = KEEP;
+	int from = n > lines ? n - lines : 0;
+	fprintf(stderr, "---- last %d lines of %s ----\n", n - from,
+	    c->m[i].log_path);
+	for (int k = from; k < n; k++)
+		fputs(ring[k % KEEP], stderr);
+	fprintf(stderr, "---- end of %s ----\n", c->m[i].log_path);
 }
 
 int it_log_count(struct it_cluster *c, int i, const char *needle)

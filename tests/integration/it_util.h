@@ -98,6 +98,8 @@ int it_wait_leader(struct it_cluster *c, int timeout_ms);
 /* Full contents of a member (all keys, serializable) as a malloc'ed
  * "key=value\n..." string; NULL on error. */
 char *it_dump(const char *url, bool serializable, rb_rev *rev_out);
+/* Prints the last LINES lines of member I's log to stderr. */
+void it_log_tail(struct it_cluster *c, int i, int lines);
 /* Count of lines containing needle in member i's log. */
 int it_log_count(struct it_cluster *c, int i, const char *needle);
 
