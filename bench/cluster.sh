@@ -8,7 +8,8 @@
 #   cluster.sh rss DIR                         peak RSS of each member, MiB
 #
 # start writes DIR/endpoints (comma-separated client URLs), DIR/pids (one
-# PID a line) and DIR/kind. Binaries: $RAFTBUS_BIN (default
+# PID a line) and DIR/kind. $RAFTBUS_LOG_LEVEL sets the members' --log-level
+# (default warn). Binaries: $RAFTBUS_BIN (default
 # build/broker/raftbus), $RAFTBUSCTL (build/client/raftbusctl), $NATS_LOAD
 # (build/bench-tools/nats-load, used to wait for JetStream), etcd,
 # etcdctl and nats-server from PATH.
@@ -62,7 +63,7 @@ start_raftbus() {
 		"$bin" --name "m$i" --data-dir "$dir/m$i" \
 			--listen-client-urls "tcp://127.0.0.1:${p[i]}" \
 			--listen-peer-urls "tcp://127.0.0.1:${p[n + i]}" \
-			--initial-cluster "$cluster" --log-level warn \
+			--initial-cluster "$cluster" --log-level "${RAFTBUS_LOG_LEVEL:-warn}" \
 			>"$dir/m$i.log" 2>&1 &
 		echo $! >>"$dir/pids"
 	done

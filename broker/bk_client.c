@@ -263,6 +263,88 @@ static void conv_resp(struct arena *a, const struct st_op_resp *in,
 
 /* Runs on the loop thread or on a reader: touches only r (owned by the
  * caller until nng_ctx_send takes it). */
+/* The reply sender's thread: nng_ctx_send for the replies the loop made. */
+static void *sender_main(void *arg)
+{
+	struct bk_server *s = arg;
+	struct bk_sender *q = &s->sender;
+	struct bk_creq *batch[BK_CLIENT_CTX_MAX];
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		while (!q->n && !q->stop)
+			pthread_cond_wait(&q->cv, &q->mu);
+		if (q->stop)
+			break;
+		uint32_t n = 0;
+		while (q->n) {
+			batch[n++] = q->ring[q->head];
+			q->head = (q->head + 1) % BK_CLIENT_CTX_MAX;
+			q->n--;
+		}
+		pthread_mutex_unlock(&q->mu);
+		for (uint32_t i = 0; i < n; i++)
+			nng_ctx_send(batch[i]->ctx, batch[i]->aio);
+		pthread_mutex_lock(&q->mu);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return NULL;
+}
+
+/* Loop thread: hands r (its aio holding the reply) to the sender. */
+static void sender_put(struct bk_server *s, struct bk_creq *r)
+{
+	struct bk_sender *q = &s->sender;
+	pthread_mutex_lock(&q->mu);
+	/* each context has at most one reply in flight: never full */
+	assert(q->n < BK_CLIENT_CTX_MAX);
+	q->ring[(q->head + q->n) % BK_CLIENT_CTX_MAX] = r;
+	if (q->n++ == 0)
+		pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+}
+
+static int sender_start(struct bk_server *s)
+{
+	struct bk_sender *q = &s->sender;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	if (pthread_create(&q->thread, NULL, sender_main, s)) {
+		pthread_cond_destroy(&q->cv);
+		pthread_mutex_destroy(&q->mu);
+		return BK_ERR_NOMEM;
+	}
+	q->started = true;
+	return BK_OK;
+}
+
+/* Stops the sender; replies it had not sent are dropped (their clients
+ * see the connection close, as for requests in flight at stop). */
+static void sender_stop(struct bk_server *s)
+{
+	struct bk_sender *q = &s->sender;
+	if (!q->started)
+		return;
+	pthread_mutex_lock(&q->mu);
+	q->stop = true;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	pthread_join(q->thread, NULL);
+	while (q->n) {
+		struct bk_creq *r = q->ring[q->head];
+		nng_msg *m = nng_aio_get_msg(r->aio);
+		nng_aio_set_msg(r->aio, NULL);
+		if (m)
+			nng_msg_free(m);
+		q->head = (q->head + 1) % BK_CLIENT_CTX_MAX;
+		q->n--;
+	}
+	pthread_cond_destroy(&q->cv);
+	pthread_mutex_destroy(&q->mu);
+	q->started = false;
+}
+
+/* Any thread. The loop's replies go through the sender thread; a reader
+ * sends its own (it is off the loop already). */
 void bk_creq_send(struct bk_creq *r, uint8_t *buf, size_t len)
 {
 	nng_msg *msg = NULL;
@@ -283,7 +365,11 @@ void bk_creq_send(struct bk_creq *r, uint8_t *buf, size_t len)
 	free(buf);
 	r->state = BK_CREQ_SEND;
 	nng_aio_set_msg(r->aio, msg);
-	nng_ctx_send(r->ctx, r->aio);
+	struct bk_server *s = r->s;
+	if (s->sender.started && pthread_equal(pthread_self(), s->loop_thread))
+		sender_put(s, r);
+	else
+		nng_ctx_send(r->ctx, r->aio);
 }
 
 /* Values for a reply header: from the loop's state (loop_hdr) or from the
@@ -779,9 +865,7 @@ static void creq_cb(void *arg)
 		s->client_head = r;
 	s->client_tail = r;
 	pthread_mutex_unlock(&s->mu);
-	char c = 'c';
-	ssize_t n = write(s->wake_fd[1], &c, 1);
-	(void)n;
+	bk_wake(s);
 }
 
 int bk_client_open(struct bk_server *s)
@@ -799,6 +883,8 @@ int bk_client_open(struct bk_server *s)
 		    s->cfg.listen_client_url, nng_strerror(rv));
 		return BK_ERR_NET;
 	}
+	if (sender_start(s))
+		return BK_ERR_NOMEM;
 	for (uint32_t i = 0; i < BK_CLIENT_CTX_MAX; i++) {
 		struct bk_creq *r = calloc(1, sizeof(*r));
 		if (!r)
@@ -821,6 +907,7 @@ int bk_client_open(struct bk_server *s)
 
 void bk_client_close(struct bk_server *s)
 {
+	sender_stop(s);
 	for (uint32_t i = 0; i < s->creqs_n; i++)
 		nng_aio_stop(s->creqs[i]->aio);
 	for (uint32_t i = 0; i < s->creqs_n; i++) {

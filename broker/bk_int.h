@@ -10,6 +10,7 @@
 #define BK_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include <nng/nng.h>
 
@@ -190,6 +191,29 @@ struct bk_server {
 	struct bk_creq *client_head, *client_tail; /* mu */
 	bool stopping;                            /* mu */
 	int wake_fd[2];           /* pipe: a byte wakes the loop */
+	/* Set by whoever writes the wake byte, cleared by the loop before it
+	 * drains its inputs: one byte (one syscall, one wake-up) per turn,
+	 * not one per message. */
+	atomic_bool wake_pending;
+	pthread_t loop_thread;    /* set by bk_server_run */
+	/* The reply sender: the loop hands replies to it, so that the socket
+	 * writes and the wake-ups of nng's threads do not run on the loop
+	 * (bk_client.c). One slot per client context: never full. */
+	struct bk_sender {
+		pthread_mutex_t mu;
+		pthread_cond_t cv;
+		pthread_t thread;
+		bool started;
+		bool stop;                               /* mu */
+		struct bk_creq *ring[BK_CLIENT_CTX_MAX]; /* mu */
+		uint32_t head, n;                        /* mu */
+	} sender;
+	/* The newest hard state whose only change, the commit index, was not
+	 * written: Raft does not need it durable (must_sync), and a restart
+	 * counts what the store applied as committed. Written with the next
+	 * save, before a log compaction and at stop. */
+	struct rl_hard_state hs_unsaved;
+	bool hs_unsaved_set;
 
 	/* Loop state. */
 	int64_t now_ms;
@@ -236,6 +260,11 @@ struct bk_server {
 };
 
 int64_t bk_now_ms(void);
+/* Loop thread: writes (fsync'd) the commit index persist() left unsaved,
+ * if any. BK_OK or BK_ERR_IO (logged). */
+int bk_hard_state_flush(struct bk_server *s);
+/* Any thread: makes the loop turn (at most one wake byte in flight). */
+void bk_wake(struct bk_server *s);
 /* nng callback thread: puts a received peer message in the loop's inbox
  * (which then owns it). false = inbox full (BK_PEER_INBOX_MAX messages or
  * BK_PEER_INBOX_BYTES_MAX bytes) or stopping: the caller keeps msg. */

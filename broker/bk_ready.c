@@ -124,6 +124,29 @@ static void send_msgs(struct bk_server *s, struct rl_msg *msgs, size_t n)
 	}
 }
 
+static int save(struct bk_server *s, struct rl_logstore_batch *b)
+{
+	if (!b->hard_state && s->hs_unsaved_set)
+		b->hard_state = &s->hs_unsaved;
+	int rc = rl_logstore_save(s->ls, b);
+	if (rc) {
+		bk_log(BK_LOG_ERROR, "log save: %s: %s",
+		    rl_logstore_strerror(rc), rl_logstore_errmsg(s->ls));
+		return BK_ERR_IO;
+	}
+	if (b->hard_state)
+		s->hs_unsaved_set = false;
+	return BK_OK;
+}
+
+int bk_hard_state_flush(struct bk_server *s)
+{
+	if (!s->hs_unsaved_set)
+		return BK_OK;
+	struct rl_logstore_batch b = { .hard_state = NULL };
+	return save(s, &b);
+}
+
 static int persist(struct bk_server *s, const struct rl_ready *rd)
 {
 	struct rl_conf_state conf;
@@ -138,16 +161,25 @@ static int persist(struct bk_server *s, const struct rl_ready *rd)
 		.conf = conf.voters_n == 0 && !rd->has_snapshot ?
 		    &s->bootstrap : NULL,
 	};
-	if (!b.snapshot && !b.entries_n && !b.hard_state && !b.conf)
-		return BK_OK;
-	int rc = rl_logstore_save(s->ls, &b);
-	if (rc) {
-		bk_log(BK_LOG_ERROR, "log save: %s: %s",
-		    rl_logstore_strerror(rc), rl_logstore_errmsg(s->ls));
-		return BK_ERR_IO;
-	}
 	if (rd->has_hard_state)
 		s->term = rd->hard_state.term;
+	/* Only the commit index moved: not worth an fsync on the write path
+	 * (etcd's MustSync). It goes out with the next save. */
+	if (!rd->must_sync && !b.conf) {
+		if (rd->has_hard_state) {
+			s->hs_unsaved = rd->hard_state;
+			s->hs_unsaved_set = true;
+		}
+		return BK_OK;
+	}
+	if (rd->has_hard_state)
+		s->hs_unsaved_set = false;
+	if (!b.snapshot && !b.entries_n && !b.hard_state && !b.conf &&
+	    !s->hs_unsaved_set)
+		return BK_OK;
+	int rc = save(s, &b);
+	if (rc)
+		return rc;
 	if (rd->entries_n) {
 		s->saves_n++;
 		s->saved_entries_n += rd->entries_n;
@@ -426,6 +458,9 @@ static int compact_to_previous(struct bk_server *s)
 	rl_logstore_snapshot_meta(s->ls, &meta);
 	if (!s->snap_next_index || s->snap_next_index <= meta.index)
 		return BK_OK;
+	/* the log refuses to compact past the commit index it holds */
+	if (bk_hard_state_flush(s))
+		return BK_ERR_IO;
 	/* the entries about to leave the log must be in the store on disk */
 	if (st_sync(s->st)) {
 		bk_log(BK_LOG_ERROR, "store sync before log compaction failed");

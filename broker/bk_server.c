@@ -40,8 +40,10 @@ int64_t bk_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void wake(struct bk_server *s)
+void bk_wake(struct bk_server *s)
 {
+	if (atomic_exchange(&s->wake_pending, true))
+		return;   /* a byte is on its way: the loop will look */
 	char c = 'w';
 	ssize_t rc = write(s->wake_fd[1], &c, 1);
 	(void)rc; /* a full pipe already wakes the loop */
@@ -65,7 +67,7 @@ static void peer_recv_cb(void *arg)
 	if (rv == 0) {
 		nng_msg *msg = nng_aio_get_msg(s->peer_aio);
 		if (bk_peer_inbox_put(s, msg))
-			wake(s);
+			bk_wake(s);
 		else
 			nng_msg_free(msg);
 	}
@@ -392,6 +394,9 @@ static bool loop_wait(struct bk_server *s)
 			if (memchr(buf, 'q', (size_t)n))
 				stop = true;
 	}
+	/* after the pipe is drained and before the inputs are: whoever
+	 * queues something after this writes a new byte */
+	atomic_store(&s->wake_pending, false);
 	s->now_ms = bk_now_ms();
 	return !stop;
 }
@@ -480,6 +485,7 @@ static void auto_compact(struct bk_server *s)
 
 int bk_server_run(struct bk_server *s)
 {
+	s->loop_thread = pthread_self();
 	s->now_ms = bk_now_ms();
 	s->next_tick_ms = s->now_ms + s->cfg.heartbeat_ms;
 	s->next_compact_ms = s->now_ms + (s->cfg.compaction_periodic ?
@@ -780,6 +786,9 @@ void bk_server_close(struct bk_server *s)
 	close_step(&cw, "stopping the store flusher", false);
 	syncer_stop(s);
 	close_step(&cw, "closing the storage", false);
+	if (s->ls && bk_hard_state_flush(s))
+		bk_log(BK_LOG_WARN, "the commit index was not saved; a restart "
+		    "takes it from the store");
 	rl_node_free(s->node);
 	s->node = NULL;
 	st_close(s->st);   /* flushes the store */

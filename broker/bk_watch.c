@@ -531,9 +531,7 @@ static void hand_back(struct bk_server *s, struct bk_wpoll *wp)
 		wp = g;
 	}
 	pthread_mutex_unlock(&s->mu);
-	char c = 'w';
-	ssize_t rc = write(s->wake_fd[1], &c, 1);
-	(void)rc;
+	bk_wake(s);
 }
 
 void bk_watch_serve(st_store *st, struct bk_read *rd)

@@ -6,6 +6,11 @@
  * eight lookups of one step are independent and the loop is not serialised on
  * a single table lookup per byte. The tables are computed from the polynomial
  * on first use rather than pasted in, so there is nothing to mistype.
+ *
+ * On x86-64 with SSE4.2 the CPU's crc32 instruction computes the same
+ * polynomial eight bytes per instruction, several times faster than the
+ * tables; rl_crc32c() picks it at run time and the tables remain the
+ * portable path (rl_crc32c_portable(), also the tests' reference).
  */
 #include "crc32c.h"
 
@@ -53,7 +58,7 @@ static void load_le64(const uint8_t *p, uint32_t *lo, uint32_t *hi)
 	      (uint32_t)p[7] << 24;
 }
 
-uint32_t rl_crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t rl_crc32c_portable(uint32_t crc, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
@@ -78,3 +83,45 @@ uint32_t rl_crc32c(uint32_t crc, const void *buf, size_t len)
 	}
 	return ~crc32c_bytes(crc, p, len);
 }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <string.h>
+
+__attribute__((target("sse4.2")))
+static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
+{
+	uint64_t c = ~crc;
+	while (len >= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);   /* x86 is little-endian: as the tables */
+		c = __builtin_ia32_crc32di(c, w);
+		p += 8;
+		len -= 8;
+	}
+	uint32_t c32 = (uint32_t)c;
+	while (len--)
+		c32 = __builtin_ia32_crc32qi(c32, *p++);
+	return ~c32;
+}
+
+static int crc32c_has_hw = -1;   /* -1 unknown; benign race: same value */
+
+uint32_t rl_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	if (len == 0)
+		return crc;
+	int hw = __atomic_load_n(&crc32c_has_hw, __ATOMIC_RELAXED);
+	if (hw < 0) {
+		__builtin_cpu_init();
+		hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+		__atomic_store_n(&crc32c_has_hw, hw, __ATOMIC_RELAXED);
+	}
+	return hw ? crc32c_hw(crc, buf, len) :
+	    rl_crc32c_portable(crc, buf, len);
+}
+#else
+uint32_t rl_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	return rl_crc32c_portable(crc, buf, len);
+}
+#endif
