@@ -239,6 +239,14 @@ struct bk_server {
 	rl_index snap_next_index;
 	rl_term snap_next_term;
 	rl_index snap_last_index;
+	/* The snapshot being copied off the loop (bk_ready.c). */
+	struct bk_snapper {
+		pthread_t thread;
+		bool running;             /* loop */
+		atomic_bool done;         /* set by the thread when it ends */
+		int rc;                   /* the thread's st_snapshot_file result */
+		char tmp[BK_PATH_BYTES_MAX + 128];
+	} snapper;
 	int64_t next_compact_ms;
 	st_rev compact_last_rev;
 	struct bk_readers readers;
@@ -275,9 +283,14 @@ int bk_listen_all(nng_socket sock, const char *urls);
 /* bk_ready.c: handle one rl_ready (persist, send, apply, snapshot). Returns
  * BK_OK or BK_ERR_IO (member must stop). */
 int bk_ready_handle(struct bk_server *s);
-/* Takes a snapshot (and compacts the log to the previous one) when
- * snapshot_count entries were applied since the last. */
+/* Starts a snapshot copy on its own thread when snapshot_count entries
+ * were applied since the last; when a copy has ended, names it after the
+ * index it holds and compacts the log to the previous one. BK_OK or
+ * BK_ERR_IO (member must stop). */
 int bk_snapshot_maybe(struct bk_server *s);
+/* Waits for a snapshot copy in progress and throws it away (before a
+ * store restore and at stop). */
+void bk_snapshot_abort(struct bk_server *s);
 /* Startup: forget stale snapshot files, find the newest one kept. */
 int bk_snapshot_scan(struct bk_server *s);
 /* A received RL_MSG_SNAPSHOT chunk, before rl_step: writes it into the

@@ -213,6 +213,7 @@ static int install_snapshot(struct bk_server *s, const struct rl_snapshot_meta *
 	bk_snapshot_path(s, m->index, m->term, false, path, sizeof(path));
 	if (rename_durably(s, part, path))
 		return BK_ERR_IO;
+	bk_snapshot_abort(s);   /* store.h: not beside a restore */
 	/* store.h: a restore must not run beside any read. On failure the
 	 * handle may be unusable and the member stops: readers stay paused
 	 * until bk_reader_stop. */
@@ -487,28 +488,75 @@ static int compact_to_previous(struct bk_server *s)
 	return BK_OK;
 }
 
-int bk_snapshot_maybe(struct bk_server *s)
+static void *snapper_main(void *arg)
 {
-	if (s->applied < s->snap_last_index + s->cfg.snapshot_count ||
-	    !s->applied_term)
-		return BK_OK;
-	char tmp[BK_PATH_BYTES_MAX + 128], path[BK_PATH_BYTES_MAX + 128];
-	snprintf(tmp, sizeof(tmp), "%s/tmp.db", s->snap_dir);
-	bk_snapshot_path(s, s->applied, s->applied_term, false, path,
-	    sizeof(path));
-	int rc = st_snapshot_file(s->st, tmp);
-	if (rc || rename_durably(s, tmp, path)) {
-		if (rc)
-			bk_log(BK_LOG_ERROR, "snapshot: %s", st_strerror(rc));
-		s->failed = true;
+	struct bk_server *s = arg;
+	s->snapper.rc = st_snapshot_file(s->st, s->snapper.tmp);
+	atomic_store(&s->snapper.done, true);
+	bk_wake(s);
+	return NULL;
+}
+
+void bk_snapshot_abort(struct bk_server *s)
+{
+	if (!s->snapper.running)
+		return;
+	pthread_join(s->snapper.thread, NULL);
+	s->snapper.running = false;
+	unlink(s->snapper.tmp);
+}
+
+/* The copy has ended: it is named after the index it holds (the store
+ * went on applying while it was made). */
+static int snapshot_finish(struct bk_server *s)
+{
+	pthread_join(s->snapper.thread, NULL);
+	s->snapper.running = false;
+	st_index at = 0;
+	int rc = s->snapper.rc;
+	if (rc == 0)
+		rc = st_snapshot_applied(s->snapper.tmp, &at);
+	rl_term term = 0;
+	if (rc == 0 && (at <= s->snap_next_index ||
+	    s->storage.term(s->storage.ctx, at, &term) != RL_OK))
+		rc = ST_ERR_CORRUPT;
+	if (rc) {
+		bk_log(BK_LOG_ERROR, "snapshot: %s", st_strerror(rc));
+		unlink(s->snapper.tmp);
 		return BK_ERR_IO;
 	}
+	char path[BK_PATH_BYTES_MAX + 128];
+	bk_snapshot_path(s, at, term, false, path, sizeof(path));
+	if (rename_durably(s, s->snapper.tmp, path))
+		return BK_ERR_IO;
 	rc = compact_to_previous(s);
-	s->snap_next_index = s->applied;
-	s->snap_next_term = s->applied_term;
-	s->snap_last_index = s->applied;
+	s->snap_next_index = at;
+	s->snap_next_term = term;
+	s->snap_last_index = at;
 	bk_log(BK_LOG_INFO, "snapshot at index %llu",
-	    (unsigned long long)s->applied);
+	    (unsigned long long)at);
+	return rc;
+}
+
+int bk_snapshot_maybe(struct bk_server *s)
+{
+	int rc = BK_OK;
+	if (s->snapper.running) {
+		if (atomic_load(&s->snapper.done))
+			rc = snapshot_finish(s);
+	} else if (s->applied >= s->snap_last_index + s->cfg.snapshot_count &&
+	    s->applied_term) {
+		/* the copy of a big store takes long: off the loop */
+		snprintf(s->snapper.tmp, sizeof(s->snapper.tmp), "%s/tmp.db",
+		    s->snap_dir);
+		atomic_store(&s->snapper.done, false);
+		s->snapper.running = pthread_create(&s->snapper.thread, NULL,
+		    snapper_main, s) == 0;
+		if (!s->snapper.running) {
+			bk_log(BK_LOG_ERROR, "snapshot: cannot start a thread");
+			rc = BK_ERR_IO;
+		}
+	}
 	if (rc)
 		s->failed = true;
 	return rc;

@@ -783,6 +783,8 @@ void bk_server_close(struct bk_server *s)
 	/* readers reply on client contexts and read the store */
 	bk_reader_stop(s);
 	bk_watch_close(s);
+	close_step(&cw, "waiting for a snapshot copy", false);
+	bk_snapshot_abort(s);
 	close_step(&cw, "stopping the store flusher", false);
 	syncer_stop(s);
 	close_step(&cw, "closing the storage", false);

@@ -423,8 +423,9 @@ static int st_snapshot_check_size(const char *path)
 	return rc;
 }
 
-/* Opens the snapshot read-only and checks it holds a store of our format. */
-static int st_snapshot_check(const char *path)
+/* Opens the snapshot read-only and checks it holds a store of our format;
+ * *applied (if not NULL) gets the applied index it records. */
+static int st_snapshot_check(const char *path, st_index *applied)
 {
 	MDB_env *env;
 	MDB_txn *txn;
@@ -455,6 +456,8 @@ static int st_snapshot_check(const char *path)
 		if (mdb_get(txn, dbi, &k, &v) != 0 || v.mv_size != ST_META_BYTES ||
 		    st_get_u64(v.mv_data) != ST_FORMAT_VERSION)
 			rc = ST_ERR_CORRUPT;
+		else if (applied)   /* st_meta_write: the fourth field */
+			*applied = st_get_u64((const uint8_t *)v.mv_data + 24);
 	}
 	mdb_txn_abort(txn);
 out_close_env:
@@ -498,9 +501,15 @@ out_close_in:
 	return rc;
 }
 
+int st_snapshot_applied(const char *path, st_index *applied)
+{
+	*applied = 0;
+	return st_snapshot_check(path, applied);
+}
+
 int st_restore_file(st_store *st, const char *path)
 {
-	int rc = st_snapshot_check(path);
+	int rc = st_snapshot_check(path, NULL);
 	if (rc != 0)
 		return rc;
 	size_t dl = strlen(st->dir) + 32;

@@ -9,8 +9,8 @@
  * number or depends on LMDB's page layout (the quota is checked against a
  * logical size kept in the store's own metadata).
  *
- * Threads: one writer thread calls st_apply(), st_snapshot_*(),
- * st_restore_file() and st_close(). Read functions (st_range(), st_events(),
+ * Threads: one writer thread calls st_apply(), st_restore_file() and
+ * st_close(); st_snapshot_*() runs on the writer or on one other thread. Read functions (st_range(), st_events(),
  * st_lease_list(), st_lease_ttl(), st_status(), st_queue_stats(),
  * st_queue_dlq()) may be called from any number
  * of threads at the same time as the writer; each runs on its own LMDB read
@@ -758,13 +758,22 @@ int st_queue_dlq(st_store *st, const uint8_t *queue, size_t queue_len,
 st_index st_applied_index(st_store *st);
 
 /* Writes a compacted, consistent copy of the whole store to `fd` (which must
- * be open for writing, at offset 0 of an empty file; not closed). Call it on
- * the writer thread between st_apply() calls: the copy is then exactly the
- * state at st_applied_index(). Errors: ST_ERR_IO, ST_ERR_DISK_FULL. */
+ * be open for writing, at offset 0 of an empty file; not closed). On the
+ * writer thread between st_apply() calls, the copy is exactly the state at
+ * st_applied_index(). On another thread (at most one at a time, never
+ * beside st_restore_file() or st_close()) it is the committed state at
+ * some applied index, which st_snapshot_applied() reads back; meanwhile a
+ * writer that must grow the map waits for the copy to end. Errors:
+ * ST_ERR_IO, ST_ERR_DISK_FULL. */
 int st_snapshot_fd(st_store *st, int fd);
 
 /* Same into a new file at `path` (created or truncated, fsync'd). */
 int st_snapshot_file(st_store *st, const char *path);
+
+/* Checks the snapshot file at `path` as st_restore_file() does and sets
+ * *applied to the applied index it holds. Any thread. Errors:
+ * ST_ERR_CORRUPT, ST_ERR_IO. */
+int st_snapshot_applied(const char *path, st_index *applied);
 
 /* Replaces the store's whole contents with the snapshot file at `path`
  * (made by st_snapshot_*), then reopens: contents, revisions, history,
