@@ -32,6 +32,10 @@
  * SAME function, so the state after a save is by construction what a
  * reopen rebuilds. Reads pread the entry and verify its CRC.
  *
+ * A new segment starts with a checkpoint (ls_roll); wal_create() takes it
+ * from the spare that wal.c's thread prepared when it can, so the save
+ * that rolls does not zero-fill a segment (wal.h, "The spare segment").
+ *
  * Compaction writes LS_REC_COMPACT, then deletes every segment older than
  * the newest one whose checkpoint's last index is at or below the new
  * snapshot index: no entry still in the log lives in them, and replay
@@ -804,6 +808,16 @@ static void ls_wbuf_trim(struct rl_logstore *ls)
 	}
 }
 
+/* The spare segment could not be used (wal.h): not an error of this
+ * call, but the cause (disk full, I/O error) must reach the member's
+ * log. */
+static void ls_log_note(struct rl_logstore *ls)
+{
+	if (ls->wal.note_err != 0 && ls->log_fn != NULL)
+		ls->log_fn(ls->log_ctx, ls->wal.note_err, ls->wal.note);
+	ls->wal.note_err = 0;
+}
+
 /* Starts a new segment whose checkpoint is the current state. */
 static int ls_roll(struct rl_logstore *ls, size_t room_bytes, bool over_max)
 {
@@ -820,6 +834,7 @@ static int ls_roll(struct rl_logstore *ls, size_t room_bytes, bool over_max)
 	 * other failure stops it (ls_err). */
 	err = wal_create(&ls->wal, ls->st.last + 1, cp, len, room_bytes,
 			 ls->st.last, over_max);
+	ls_log_note(ls);
 	return err != 0 ? ls_wal_err(ls, err) : 0;
 }
 
@@ -968,6 +983,12 @@ int rl_logstore_open(const char *dir, const struct rl_logstore_options *opts,
 	    (err = ls_lock_dir(ls, dir)) != 0 ||
 	    (err = ls_load(ls, dir)) != 0)
 		goto out_close;
+	/* After the replay: until here the log is only read (and the first
+	 * segment of a new log is filled synchronously). */
+	if ((err = wal_spare_start(&ls->wal)) != 0) {
+		err = ls_wal_err(ls, err);
+		goto out_close;
+	}
 	*out = ls;
 	return 0;
 out_close:

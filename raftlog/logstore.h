@@ -40,12 +40,24 @@
  * it (normally the broker's loop thread); it may move between threads.
  * Handles on different directories are independent. Two handles (in any
  * processes) on the same directory are refused with RL_LOG_ERR_BUSY.
+ * Each handle owns one background thread, started by rl_logstore_open()
+ * and joined by rl_logstore_close(), with all signals blocked: once the
+ * segment taking appends is half full it prepares the next segment file
+ * ("spare.wal.tmp" in the directory: allocated, zero-filled, fsync'd), so
+ * that the save that rolls to a new segment does not spend ~0.1 s per
+ * 64 MiB filling it. It never touches the log's
+ * state and no call waits for it (close excepted: at most for one step of
+ * the fill - 1 MiB of writeback - or the spare's fsync); a roll with no
+ * spare ready fills the segment itself, as if there were no thread. Do
+ * not use a handle in a child process after fork() (the thread is not
+ * there).
  *
  * Values returned through pointers are copies unless stated otherwise; no
  * pointer into the module's buffers ever leaves it.
  *
  * Memory: the handle indexes every entry after the snapshot (about 32 bytes
- * each); compaction bounds it. Disk: see struct rl_logstore_options.
+ * each); compaction bounds it. Disk: see struct rl_logstore_options; add
+ * at most one spare segment of map_size_bytes while a handle is open.
  */
 #ifndef RL_LOGSTORE_H
 #define RL_LOGSTORE_H
@@ -104,19 +116,30 @@ enum rl_log_err {
 
 struct rl_logstore_options {
 	/* Size of each new segment file (created at this size and
-	 * zero-filled, so that appends never change the file size);
+	 * zero-filled, so that appends never change the file size), and of
+	 * the spare segment the background thread prepares (see Threads);
 	 * 0 = RL_LOG_MAP_SIZE_DEFAULT_BYTES; at least 256 KiB (else
 	 * RL_LOG_ERR_INVALID). Existing segments keep their size. */
 	uint64_t map_size_bytes;
 	/* Most bytes of segment files together: a save that needs a new
 	 * segment past it fails with RL_LOG_ERR_NOSPACE, nothing written,
 	 * handle usable (a compaction may pass it: it frees space).
-	 * 0 = RL_LOG_MAP_SIZE_MAX_DEFAULT_BYTES. */
+	 * 0 = RL_LOG_MAP_SIZE_MAX_DEFAULT_BYTES. The spare segment is NOT
+	 * counted: it is prepared only while one more segment of
+	 * map_size_bytes fits under this bound (it is the space the next
+	 * roll takes), so the segments reach exactly this bound as they
+	 * would without it; disk use stays under map_size_max_bytes +
+	 * map_size_bytes even when the bound is lowered at a reopen or a
+	 * compaction passes it. */
 	uint64_t map_size_max_bytes;
 	/* Called (on the calling thread, inside the failing call) with every
 	 * RL_LOG_ERR_CORRUPT / _IO / _NOSPACE error and its message, so that
 	 * the cause reaches the member's log even when the error is mapped to
-	 * a coarser code (e.g. by the rl_storage adapter). NULL = not called.
+	 * a coarser code (e.g. by the rl_storage adapter). Also called, by
+	 * the save or compaction that rolls to a new segment, with the
+	 * failure of the background spare segment (_IO or _NOSPACE, message
+	 * naming "spare.wal.tmp"): not an error of that call, which fills
+	 * the segment itself and returns its own result. NULL = not called.
 	 * msg is borrowed for the call. */
 	void (*log_fn)(void *log_ctx, int err, const char *msg);
 	void *log_ctx;
@@ -160,20 +183,26 @@ struct rl_logstore_batch {
  * before it. A torn tail is cut (see the top). Open reads every segment
  * once: its time grows with the log length, which compaction bounds. A
  * directory holding an LMDB log of an earlier build (data.mdb) is refused
- * with RL_LOG_ERR_VERSION.
+ * with RL_LOG_ERR_VERSION. A leftover spare segment ("spare.wal.tmp", in
+ * whatever state a crash left it) is deleted: it never holds anything a
+ * save acknowledged. Then starts the background thread (see Threads).
+ * Files of other names are ignored unless they
+ * end in ".wal" (RL_LOG_ERR_VERSION if not a segment name) or ".wal.tmp"
+ * (deleted).
  * opts may be NULL (defaults). On success *out is a new handle, owned by the
  * caller, released with rl_logstore_close(). On failure *out is NULL and, if
  * errmsg is not NULL, a NUL-terminated reason (naming the index for
  * corruption) is written to errmsg[0..errmsg_len).
- * Any thread. Errors: RL_LOG_ERR_INVALID, _CORRUPT, _IO, _NOSPACE, _NOMEM,
- * _BUSY, _VERSION.
+ * Any thread. Errors: RL_LOG_ERR_INVALID, _CORRUPT, _IO, _NOSPACE, _NOMEM
+ * (also: the background thread could not be started), _BUSY, _VERSION.
  */
 int rl_logstore_open(const char *dir, const struct rl_logstore_options *opts,
 		     rl_logstore **out, char *errmsg, size_t errmsg_len);
 
 /* Closes the handle and frees it; NULL is a no-op. Everything that save()
  * returned success for is already durable, so close does no I/O that
- * matters for durability. */
+ * matters for durability. Stops and joins the background thread and
+ * deletes the spare segment (see Threads). */
 void rl_logstore_close(rl_logstore *ls);
 
 /*
@@ -270,7 +299,7 @@ void rl_logstore_entries_free(struct rl_entry *entries);
 void rl_logstore_storage(rl_logstore *ls, struct rl_storage *out);
 
 /* Bytes of the segment files (grows by whole segments, shrinks on
- * compaction). No I/O. */
+ * compaction); the spare segment is not counted. No I/O. */
 uint64_t rl_logstore_map_size(const rl_logstore *ls);
 
 /* Detail of the last failed call on ls (including the index and problem
