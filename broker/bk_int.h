@@ -51,6 +51,8 @@
  * durable), the process exits instead of waiting on the network library
  * (nng 1.5 can hang in nng_close, nanomsg/nng#1543). */
 #define BK_CLOSE_SLOW_MS 2000
+/* A loop turn longer than this is logged (with the step it is in). */
+#define BK_LOOP_STALL_MS 2000
 #define BK_CLOSE_STALL_MS 6000
 /* Proposals awaiting commit (slots keyed by log index; power of two). */
 #define BK_PENDING_MAX 8192u
@@ -160,10 +162,23 @@ struct bk_lease {
 	int64_t revoke_sent_ms;   /* 0 = none in flight */
 };
 
+/* Messages to one peer waiting for its send aio (bk_server.c). */
+#define BK_PEER_OUTQ_MSGS_MAX 256
+
 struct bk_peer {
 	struct bk_member *m;      /* in cfg.members */
 	nng_socket sock;          /* push0 dialed to its peer URL */
 	bool open;
+	/* Sends are asynchronous: the loop never waits on nng (nng_sendmsg
+	 * allocates an aio, draws a random id and waits on a condition
+	 * variable for every message). One aio; the messages behind it
+	 * queue here, and a full queue drops (Raft retransmits). */
+	nng_aio *aio;
+	pthread_mutex_t mu;
+	nng_msg *outq[BK_PEER_OUTQ_MSGS_MAX];  /* mu: ring */
+	uint32_t outq_head, outq_n;            /* mu */
+	bool busy;                             /* mu: the aio is in use */
+	bool closing;                          /* mu */
 };
 
 struct bk_server {
@@ -196,6 +211,10 @@ struct bk_server {
 	 * not one per message. */
 	atomic_bool wake_pending;
 	pthread_t loop_thread;    /* set by bk_server_run */
+	/* What the loop is doing and how many turns it made: the store
+	 * flusher reports a loop stuck for BK_LOOP_STALL_MS or more. */
+	_Atomic(const char *) loop_step;
+	atomic_uint_fast64_t loop_turns;
 	/* The reply sender: the loop hands replies to it, so that the socket
 	 * writes and the wake-ups of nng's threads do not run on the loop
 	 * (bk_client.c). One slot per client context: never full. */
@@ -271,6 +290,11 @@ int64_t bk_now_ms(void);
 /* Loop thread: writes (fsync'd) the commit index persist() left unsaved,
  * if any. BK_OK or BK_ERR_IO (logged). */
 int bk_hard_state_flush(struct bk_server *s);
+/* Loop thread: names what the loop does now (for the stall report). */
+static inline void bk_loop_step(struct bk_server *s, const char *what)
+{
+	atomic_store_explicit(&s->loop_step, what, memory_order_relaxed);
+}
 /* Any thread: makes the loop turn (at most one wake byte in flight). */
 void bk_wake(struct bk_server *s);
 /* nng callback thread: puts a received peer message in the loop's inbox

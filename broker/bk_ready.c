@@ -386,7 +386,9 @@ int bk_ready_handle(struct bk_server *s)
 		bk_log(BK_LOG_WARN, "ready: %s", rl_strerror(rc));
 		return BK_OK; /* nothing handed out; retried next turn */
 	}
+	bk_loop_step(s, "sending to peers");
 	send_msgs(s, rd.msgs_now, rd.msgs_now_n);
+	bk_loop_step(s, "writing the log");
 	rc = persist(s, &rd);
 	if (rc == BK_OK && rd.has_snapshot)
 		rc = install_snapshot(s, &rd.snapshot);
@@ -395,8 +397,10 @@ int bk_ready_handle(struct bk_server *s)
 		rl_advance(s->node, &rd);
 		return rc;
 	}
+	bk_loop_step(s, "sending to peers after the write");
 	send_msgs(s, rd.msgs, rd.msgs_n);
 	role_change(s, &rd);
+	bk_loop_step(s, "applying");
 	if (rd.committed_n && (rc = apply(s, rd.committed, rd.committed_n))) {
 		s->failed = true;
 		rl_advance(s->node, &rd);

@@ -58,6 +58,8 @@ void bk_server_stop(struct bk_server *s)
 
 /* ---- peer transport ----------------------------------------------------- */
 
+static void peer_send_cb(void *arg);
+
 static void peer_recv_cb(void *arg)
 {
 	struct bk_server *s = arg;
@@ -126,6 +128,14 @@ static int peer_open(struct bk_server *s)
 		struct bk_peer *p = &s->peers[s->peers_n++];
 		p->m = m;
 		rv = nng_push0_open(&p->sock);
+		if (rv == 0 && (rv = nng_aio_alloc(&p->aio, peer_send_cb, p)))
+			nng_close(p->sock);
+		if (rv == 0) {
+			/* a full send buffer fails at once, as NONBLOCK */
+			nng_aio_set_timeout(p->aio, NNG_DURATION_ZERO);
+			pthread_mutex_init(&p->mu, NULL);
+			p->open = true;
+		}
 		if (rv == 0)
 			rv = nng_socket_set_int(p->sock, NNG_OPT_SENDBUF,
 			    BK_PEER_SENDQ_MSGS_MAX);
@@ -139,7 +149,6 @@ static int peer_open(struct bk_server *s)
 			    m->peer_url, nng_strerror(rv));
 			return BK_ERR_NET;
 		}
-		p->open = true;
 	}
 	nng_recv_aio(s->peer_in, s->peer_aio);
 	return BK_OK;
@@ -153,6 +162,30 @@ static struct bk_peer *peer_by_id(struct bk_server *s, rl_id id)
 	return NULL;
 }
 
+/* nng callback thread: the aio's send ended; starts the next queued one. */
+static void peer_send_cb(void *arg)
+{
+	struct bk_peer *p = arg;
+	if (nng_aio_result(p->aio)) {
+		nng_msg *m = nng_aio_get_msg(p->aio);
+		if (m)
+			nng_msg_free(m);   /* not sent: Raft retransmits */
+	}
+	nng_aio_set_msg(p->aio, NULL);
+	pthread_mutex_lock(&p->mu);
+	if (p->closing || !p->outq_n) {
+		p->busy = false;
+		pthread_mutex_unlock(&p->mu);
+		return;
+	}
+	nng_msg *next = p->outq[p->outq_head];
+	p->outq_head = (p->outq_head + 1) % BK_PEER_OUTQ_MSGS_MAX;
+	p->outq_n--;
+	pthread_mutex_unlock(&p->mu);
+	nng_aio_set_msg(p->aio, next);
+	nng_send_aio(p->sock, p->aio);
+}
+
 static void peer_send_bytes(struct bk_peer *p, uint8_t *buf, size_t len)
 {
 	nng_msg *msg;
@@ -161,8 +194,42 @@ static void peer_send_bytes(struct bk_peer *p, uint8_t *buf, size_t len)
 		return;
 	}
 	free(buf);
-	if (nng_sendmsg(p->sock, msg, NNG_FLAG_NONBLOCK))
-		nng_msg_free(msg); /* queue full or closed: Raft retransmits */
+	pthread_mutex_lock(&p->mu);
+	if (p->closing || (p->busy && p->outq_n == BK_PEER_OUTQ_MSGS_MAX)) {
+		pthread_mutex_unlock(&p->mu);
+		nng_msg_free(msg);   /* stopping, or the peer is not keeping up */
+		return;
+	}
+	if (p->busy) {
+		p->outq[(p->outq_head + p->outq_n) % BK_PEER_OUTQ_MSGS_MAX] = msg;
+		p->outq_n++;
+		pthread_mutex_unlock(&p->mu);
+		return;
+	}
+	p->busy = true;
+	pthread_mutex_unlock(&p->mu);
+	nng_aio_set_msg(p->aio, msg);
+	nng_send_aio(p->sock, p->aio);
+}
+
+/* Stops the peer's sends and closes its socket. */
+static void peer_close(struct bk_peer *p)
+{
+	if (!p->open)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->closing = true;
+	pthread_mutex_unlock(&p->mu);
+	nng_aio_stop(p->aio);
+	while (p->outq_n) {
+		nng_msg_free(p->outq[p->outq_head]);
+		p->outq_head = (p->outq_head + 1) % BK_PEER_OUTQ_MSGS_MAX;
+		p->outq_n--;
+	}
+	nng_close(p->sock);
+	nng_aio_free(p->aio);
+	pthread_mutex_destroy(&p->mu);
+	p->open = false;
 }
 
 void bk_peer_send(struct bk_server *s, struct rl_msg *m)
@@ -483,6 +550,8 @@ static void auto_compact(struct bk_server *s)
 		    (long long)target);
 }
 
+#define STEP(s, what) bk_loop_step(s, what)
+
 int bk_server_run(struct bk_server *s)
 {
 	s->loop_thread = pthread_self();
@@ -495,18 +564,28 @@ int bk_server_run(struct bk_server *s)
 	    (unsigned long long)s->cfg.member_id,
 	    (unsigned long long)s->cfg.cluster_id, s->cfg.listen_client_url,
 	    s->cfg.listen_peer_url);
-	while (!s->failed && loop_wait(s)) {
+	for (;;) {
+		STEP(s, "waiting");
+		if (s->failed || !loop_wait(s))
+			break;
+		atomic_fetch_add(&s->loop_turns, 1);
+		STEP(s, "taking requests and peer messages");
 		take_inbox(s);
+		STEP(s, "timers");
 		loop_timers(s);
 		reads_issue(s);
 		bk_lease_expire(s);
+		STEP(s, "pub/sub and queue timers");
 		bk_pubsub_tick(s);
 		bk_queue_tick(s);
 		auto_compact(s);
+		STEP(s, "persisting, sending and applying");
 		if (rl_has_ready(s->node) && bk_ready_handle(s))
 			break;
+		STEP(s, "reads and watches");
 		reads_progress(s);
 		bk_watch_turn(s);
+		STEP(s, "snapshot");
 		if (bk_snapshot_maybe(s))
 			break;
 	}
@@ -637,9 +716,38 @@ static int open_node(struct bk_server *s)
 /* Flushes the store every BK_STORE_SYNC_INTERVAL_MS so that a crash
  * re-applies little of the log; a failure stops the member. Each sync runs
  * under sync_mu, which a snapshot install also takes. */
+struct loop_stall {
+	uint64_t turns;        /* loop turns at the last look */
+	int64_t since_ms;      /* when they last moved */
+	bool told;             /* this stall was logged */
+};
+
+/* A loop that has not turned for BK_LOOP_STALL_MS stops everything the
+ * member does: say so once per stall, with the step it is in. */
+static void loop_stall_check(struct bk_server *s, struct loop_stall *ls)
+{
+	uint64_t turns = atomic_load(&s->loop_turns);
+	int64_t now = bk_now_ms();
+	const char *step = atomic_load_explicit(&s->loop_step,
+	    memory_order_relaxed);
+	if (turns != ls->turns || (step && !strcmp(step, "waiting"))) {
+		if (ls->told)
+			bk_log(BK_LOG_WARN, "the loop turns again after %lld ms",
+			    (long long)(now - ls->since_ms));
+		*ls = (struct loop_stall){ .turns = turns, .since_ms = now };
+		return;
+	}
+	if (!ls->told && now - ls->since_ms >= BK_LOOP_STALL_MS) {
+		bk_log(BK_LOG_WARN, "the loop has not turned for %lld ms: %s",
+		    (long long)(now - ls->since_ms), step ? step : "?");
+		ls->told = true;
+	}
+}
+
 static void *syncer_main(void *arg)
 {
 	struct bk_server *s = arg;
+	struct loop_stall stall = { .since_ms = bk_now_ms() };
 	pthread_mutex_lock(&s->sync_mu);
 	while (!s->sync_stop) {
 		struct timespec ts;
@@ -659,6 +767,7 @@ static void *syncer_main(void *arg)
 			bk_log(BK_LOG_ERROR, "store sync failed; stopping");
 			bk_server_stop(s);
 		}
+		loop_stall_check(s, &stall);
 	}
 	pthread_mutex_unlock(&s->sync_mu);
 	return NULL;
@@ -806,8 +915,7 @@ void bk_server_close(struct bk_server *s)
 		nng_aio_free(s->peer_aio);
 	}
 	for (uint32_t i = 0; i < s->peers_n; i++)
-		if (s->peers[i].open)
-			nng_close(s->peers[i].sock);
+		peer_close(&s->peers[i]);
 	while (s->peer_count) {
 		s->peer_bytes -= nng_msg_len(s->peer_inbox[s->peer_head]);
 		nng_msg_free(s->peer_inbox[s->peer_head]);

@@ -19,12 +19,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Six free loopback ports: bound once by the kernel's choice, then released.
+# Six distinct free loopback ports below the kernel's ephemeral range (an
+# outgoing connection cannot take one before its member binds it), each
+# checked by binding it; all six held until chosen, then released.
 read -r -a ports < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(6)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
+import random, socket
+got, held = [], []
+for _ in range(10000):
+    if len(got) == 6:
+        break
+    p = random.randrange(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        s.close()
+        continue
+    if p not in got:
+        got.append(p)
+        held.append(s)
+print(" ".join(map(str, got)))')
 cluster=""
 for i in 0 1 2; do
 	cluster+="${cluster:+,}m$i=tcp://127.0.0.1:${ports[$((3 + i))]}"

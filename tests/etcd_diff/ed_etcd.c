@@ -135,7 +135,10 @@ bool ed_etcd_start(struct ed_etcd *e)
 		return false;
 	}
 	e->client_port = free_port();
-	e->peer_port = free_port();
+	/* bind(0) may hand out the same port twice */
+	for (int i = 0; i < 100 && (e->peer_port = free_port()) ==
+	    e->client_port; i++)
+		;
 	if (e->client_port <= 0 || e->peer_port <= 0 ||
 		e->client_port == e->peer_port || !spawn_etcd(e))
 		goto out_stop;

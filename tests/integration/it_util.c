@@ -71,18 +71,49 @@ void it_sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* A loopback port nobody listens on right now (bind to 0, read, close). */
+/* Ports handed out are drawn below the kernel's ephemeral range (32768
+ * and up by default): a port the kernel picked for bind(0) can be picked
+ * again, or taken by one of the members' outgoing connections, before the
+ * member binds it. Each one is checked free with a bind and never handed
+ * out twice by this process. */
+#define IT_PORT_LO 20000
+#define IT_PORT_HI 32000
+#define IT_PORTS_GIVEN_MAX 512
+
 int it_free_port(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	IT_CHECK(fd >= 0, "socket");
-	struct sockaddr_in a = { .sin_family = AF_INET,
-	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	IT_CHECK(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "bind");
-	socklen_t len = sizeof(a);
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	close(fd);
-	return ntohs(a.sin_port);
+	static int given[IT_PORTS_GIVEN_MAX];
+	static int given_n, given_at;
+	static uint64_t rnd;
+	if (!rnd)
+		rnd = ((uint64_t)getpid() << 32) ^ (uint64_t)it_now_ms() ^
+		    0x9E3779B97F4A7C15ull;
+	for (int tries = 0; tries < 10000; tries++) {
+		rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+		int port = IT_PORT_LO + (int)((rnd >> 33) %
+		    (IT_PORT_HI - IT_PORT_LO));
+		bool dup = false;
+		for (int i = 0; i < given_n && !dup; i++)
+			dup = given[i] == port;
+		if (dup)
+			continue;
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		IT_CHECK(fd >= 0, "socket");
+		struct sockaddr_in a = { .sin_family = AF_INET,
+		    .sin_port = htons((uint16_t)port),
+		    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(fd);
+		if (!ok)
+			continue;
+		given[given_at++ % IT_PORTS_GIVEN_MAX] = port;
+		if (given_n < IT_PORTS_GIVEN_MAX)
+			given_n++;
+		return port;
+	}
+	IT_CHECK(false, "no free loopback port in %d..%d", IT_PORT_LO,
+	    IT_PORT_HI);
+	return -1;
 }
 
 void it_cluster_init(struct it_cluster *c, int n)
