@@ -30,7 +30,9 @@
  * in-memory index (index -> segment, offset, term, length) of the entries
  * after the snapshot; a save applies the record it just wrote with the
  * SAME function, so the state after a save is by construction what a
- * reopen rebuilds. Reads pread the entry and verify its CRC.
+ * reopen rebuilds. Reads pread the entry and verify its CRC, except for
+ * the entries saved last, which a small cache serves from memory (see
+ * LS_CACHE_SLOTS).
  *
  * A new segment starts with a checkpoint (ls_roll); wal_create() takes it
  * from the spare that wal.c's thread prepared when it can, so the save
@@ -125,7 +127,27 @@ struct ls_index {
 	rl_index first;
 };
 
+/* The entries written last, kept in memory: the Raft core reads what it
+ * persisted moments ago (to apply it, or to send it to a follower a little
+ * behind), and reading it back means a pread and a CRC per entry. A slot
+ * holds index i at i % LS_CACHE_SLOTS and counts only if its index AND
+ * term match the log's: by Raft's Log Matching property an entry with the
+ * same index and term is the same entry, so a truncated or compacted
+ * entry can never be served from a stale slot. Bounded: LS_CACHE_SLOTS x
+ * LS_CACHE_ENTRY_BYTES_MAX; bigger entries are always read from disk. */
+#define LS_CACHE_SLOTS 4096u
+#define LS_CACHE_ENTRY_BYTES_MAX 4096u
+
+struct ls_cache_slot {
+	rl_index index;   /* 0 = empty */
+	rl_term term;
+	uint8_t type;
+	uint32_t data_len;
+	uint8_t *data;    /* malloc'ed, data_len bytes (NULL when 0) */
+};
+
 struct rl_logstore {
+	struct ls_cache_slot *cache; /* LS_CACHE_SLOTS; NULL = no cache */
 	struct wal wal;
 	int lock_fd;
 	void (*log_fn)(void *log_ctx, int err, const char *msg);
@@ -347,6 +369,61 @@ static struct ls_slot *idx_at(struct ls_index *x, rl_index i)
 {
 	assert(i >= x->first && i - x->first < x->n);
 	return &x->s[x->head + (size_t)(i - x->first)];
+}
+
+/* Remembers the entries of a durable save (a failure to allocate only
+ * leaves a slot empty). */
+static void ls_cache_put(struct rl_logstore *ls, const struct rl_entry *e,
+			 size_t n)
+{
+	if (ls->cache == NULL)
+		return;
+	for (size_t k = 0; k < n; k++) {
+		struct ls_cache_slot *c = &ls->cache[e[k].index % LS_CACHE_SLOTS];
+		free(c->data);
+		*c = (struct ls_cache_slot){ 0 };
+		if (e[k].data_len > LS_CACHE_ENTRY_BYTES_MAX)
+			continue;
+		uint8_t *d = e[k].data_len ? malloc(e[k].data_len) : NULL;
+		if (e[k].data_len && d == NULL)
+			continue;
+		if (d)
+			memcpy(d, e[k].data, e[k].data_len);
+		*c = (struct ls_cache_slot){ .index = e[k].index,
+			.term = e[k].term, .type = e[k].type,
+			.data_len = e[k].data_len, .data = d };
+	}
+}
+
+/* Entry i from the cache into *out (data malloc'ed): true, or false when
+ * it is not there (or no memory) and must be read from disk. */
+static bool ls_cache_get(struct rl_logstore *ls, rl_index i,
+			 struct rl_entry *out)
+{
+	if (ls->cache == NULL)
+		return false;
+	const struct ls_slot *s = idx_at(&ls->idx, i);
+	const struct ls_cache_slot *c = &ls->cache[i % LS_CACHE_SLOTS];
+	if (c->index != i || c->term != s->term || c->data_len != s->data_len)
+		return false;
+	uint8_t *d = c->data_len ? malloc(c->data_len) : NULL;
+	if (c->data_len && d == NULL)
+		return false;
+	if (d)
+		memcpy(d, c->data, c->data_len);
+	*out = (struct rl_entry){ .index = i, .term = c->term, .type = c->type,
+		.data = d, .data_len = c->data_len };
+	return true;
+}
+
+static void ls_cache_free(struct rl_logstore *ls)
+{
+	if (ls->cache == NULL)
+		return;
+	for (size_t k = 0; k < LS_CACHE_SLOTS; k++)
+		free(ls->cache[k].data);
+	free(ls->cache);
+	ls->cache = NULL;
 }
 
 /* Makes room for extra more slots, so that applying a record that is
@@ -979,6 +1056,8 @@ int rl_logstore_open(const char *dir, const struct rl_logstore_options *opts,
 	}
 	ls->lock_fd = -1;
 	ls->wal.dir_fd = -1;
+	/* without it (no memory) every read goes to disk */
+	ls->cache = calloc(LS_CACHE_SLOTS, sizeof(*ls->cache));
 	if ((err = ls_set_options(ls, opts)) != 0 ||
 	    (err = ls_lock_dir(ls, dir)) != 0 ||
 	    (err = ls_load(ls, dir)) != 0)
@@ -1009,6 +1088,7 @@ void rl_logstore_close(rl_logstore *ls)
 	free(ls->idx.s);
 	free(ls->wbuf);
 	free(ls->rbuf);
+	ls_cache_free(ls);
 	free(ls);
 }
 
@@ -1340,6 +1420,8 @@ int rl_logstore_save(rl_logstore *ls, const struct rl_logstore_batch *b)
 		return RL_LOG_ERR_NOMEM;
 	err = ls_commit_rec(ls, len, &p.next, false);
 	ls_wbuf_trim(ls);
+	if (err == 0)
+		ls_cache_put(ls, b->entries, b->entries_n);
 	return err;
 }
 
@@ -1653,6 +1735,8 @@ static int ls_read_each(struct rl_logstore *ls, rl_index lo, size_t n,
 	int err;
 
 	for (size_t k = 0; k < n; k++) {
+		if (ls_cache_get(ls, lo + k, &out[k]))
+			continue;
 		uint32_t len = idx_at(&ls->idx, lo + k)->data_len;
 		uint8_t *data = len > 0 ? malloc(len) : NULL;
 		if (len > 0 && data == NULL)

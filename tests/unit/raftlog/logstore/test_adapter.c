@@ -184,3 +184,54 @@ Test(adapter, corruption_is_a_storage_error_and_is_logged)
 	cr_assert_eq(s.term(s.ctx, 5, &t), RL_ERR_STORAGE, "stopped");
 	rl_logstore_close(ls);
 }
+
+/* The entries just written are served from memory (the core reads them
+ * back to apply them): after a conflicting suffix is overwritten with a
+ * new term, after wrapping the cache and after a compaction, what
+ * entries() returns is always the log's current entry, byte for byte. */
+Test(adapter, recent_entries_follow_truncation_and_wrap)
+{
+	rl_logstore *ls = lt_open(lt_dir);
+	struct rl_storage s;
+	struct rl_entry out[LT_BATCH_MAX];
+	size_t n;
+
+	struct rl_hard_state h1 = { .term = 1 }, h2 = { .term = 2 },
+	    h3 = { .term = 3 };
+	rl_logstore_storage(ls, &s);
+	cr_assert_eq(lt_append(ls, 1, 10, 1, &h1), 0);
+	/* entries 6..8 replaced by term 2 (a new leader's) */
+	cr_assert_eq(lt_append(ls, 6, 3, 2, &h2), 0);
+	rl_term terms[] = { 1, 1, 1, 1, 1, 2, 2, 2 };
+	lt_assert_entries(ls, 1, 8, terms);
+	cr_assert_eq(s.entries(s.ctx, 6, 9, UINT64_MAX, out, LT_BATCH_MAX,
+	    &n), RL_OK);
+	cr_assert_eq(n, 3);
+	for (size_t k = 0; k < n; k++) {
+		uint8_t want[400];
+		cr_assert_eq(out[k].term, 2);
+		cr_assert_eq(out[k].data_len, lt_data_len(6 + k, 2));
+		lt_fill(want, out[k].data_len, 6 + k, 2);
+		cr_assert(out[k].data_len == 0 ||
+		    memcmp(out[k].data, want, out[k].data_len) == 0);
+		free(out[k].data);
+	}
+	/* more than the cache holds: the oldest come back from disk */
+	rl_index last = 8;
+	while (last < 9000) {
+		size_t k = 9000 - last < LT_BATCH_MAX ? 9000 - last : LT_BATCH_MAX;
+		cr_assert_eq(lt_append(ls, last + 1, k, 3, &h3), 0);
+		last += k;
+	}
+	lt_assert_range_term(ls, 9, 9000, 3);
+	lt_assert_entries(ls, 1, 8, terms);
+	struct rl_hard_state hs = { .term = 3, .commit = 9000 };
+	cr_assert_eq(lt_append(ls, 9001, 1, 3, &hs), 0);
+	cr_assert_eq(rl_logstore_compact(ls, 8990, NULL), 0);
+	lt_assert_range_term(ls, 8991, 9001, 3);
+	rl_logstore_close(ls);
+	/* and the same after a restart (nothing in memory) */
+	ls = lt_open(lt_dir);
+	lt_assert_range_term(ls, 8991, 9001, 3);
+	rl_logstore_close(ls);
+}
