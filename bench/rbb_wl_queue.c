@@ -1,11 +1,13 @@
 /*
  * rbb_wl_queue.c - the `queue` workload of raftbus-bench (as
  * bench/nats-load's queue against a JetStream work queue): N producers
- * push --total messages (RB_OP_QUEUE_PUSH) to one fresh queue through the
+ * push --total messages (RB_OP_QUEUE_PUSH, or RB_OP_QUEUE_PUSH_BATCH of
+ * --push-batch messages per request) to one fresh queue through the
  * leader while M consumers pop (RB_OP_QUEUE_POP, up to --batch at a time,
- * long-polling when the queue is empty) and ack each message
- * (RB_OP_QUEUE_ACK) before popping again. docs/queues.md has the
- * semantics.
+ * long-polling when the queue is empty) and ack what they popped before
+ * popping again: message by message (RB_OP_QUEUE_ACK) with --batch 1, else
+ * the whole popped batch in one RB_OP_QUEUE_ACK_BATCH. docs/queues.md has
+ * the semantics.
  *
  * Measured: acked messages per second (first push to last ack) and, per
  * message, push send time (stamped in the payload) to ack reply.
@@ -38,6 +40,9 @@
 /* Successful acks counted per message (the counter saturates). */
 #define QUEUE_ACKS_COUNTED_MAX 255u
 
+_Static_assert(RB_QUEUE_POP_MAX <= RB_QUEUE_BATCH_MAX,
+    "a popped batch is acked in one ACK_BATCH");
+
 struct held {
 	uint64_t seq;
 	uint64_t sent_ns;
@@ -47,11 +52,13 @@ struct held {
 
 struct queue_state;
 
-/* One consumer: pops a batch, then acks its messages one by one. */
+/* One consumer: pops a batch, then acks its messages one by one (--batch
+ * 1) or all at once. */
 struct consumer {
 	struct queue_state *q;
 	char name[QUEUE_CONSUMER_BYTES_MAX];
 	struct held *held;       /* batch */
+	struct rb_queue_receipt *receipts; /* the ACK_BATCH in flight */
 	unsigned held_n;
 	unsigned held_i;         /* the next (or in-flight) ack */
 	bool acking;             /* the request in flight is an ack */
@@ -62,6 +69,7 @@ struct queue_state {
 	unsigned consumers;
 	unsigned size;
 	unsigned batch;
+	unsigned push_batch;
 	char name[QUEUE_NAME_BYTES_MAX];
 	size_t name_len;
 	/* the run's, shared by the callbacks */
@@ -88,7 +96,11 @@ static const struct rbb_flag queue_flags[] = {
 	  QUEUE_SIZE_BYTES_MIN, RBB_VALUE_BYTES_MAX, "payload bytes, at least "
 	  "16: send time and number (default 128)", "B" },
 	{ "--batch", RBB_FLAG_UNSIGNED, offsetof(struct queue_state, batch),
-	  1, RB_QUEUE_POP_MAX, "messages claimed per pop (default 1)" },
+	  1, RB_QUEUE_POP_MAX, "messages claimed per pop (default 1); above 1 "
+	  "a consumer acks each popped batch in one ACK_BATCH" },
+	{ "--push-batch", RBB_FLAG_UNSIGNED, offsetof(struct queue_state,
+	  push_batch), 1, RB_QUEUE_BATCH_MAX, "messages per push request "
+	  "(PUSH_BATCH above 1; --total must be a multiple; default 1)", "P" },
 	{ NULL, 0, 0, 0, 0, NULL },
 };
 
@@ -99,6 +111,7 @@ static void queue_defaults(void *state)
 	q->consumers = 1;
 	q->size = 128;
 	q->batch = 1;
+	q->push_batch = 1;
 }
 
 static int queue_validate(struct rbb_run *run)
@@ -106,6 +119,12 @@ static int queue_validate(struct rbb_run *run)
 	if (run->rate) {
 		fprintf(stderr, "raftbus-bench queue: --rate is not supported "
 		    "(writers send as fast as they are answered)\n");
+		return -1;
+	}
+	const struct queue_state *q = run->wl_state;
+	if (run->total % q->push_batch) {
+		fprintf(stderr, "raftbus-bench queue: --total must be a multiple "
+		    "of --push-batch\n");
 		return -1;
 	}
 	if (run->total > RBB_FLOW_MESSAGES_MAX) {
@@ -129,24 +148,63 @@ static int queue_setup(struct rbb_run *run, struct rbb_phase *measured)
 
 /* ---- producers ---------------------------------------------------------- */
 
-static void push_build(void *arg, uint64_t seq, uint8_t *buf,
-    struct rb_op *op)
+/* A message's payload: send time, number, filler. */
+static void payload_build(const struct queue_state *q, uint64_t seq,
+    uint8_t *buf)
 {
-	const struct queue_state *q = arg;
 	memset(buf + 16, 'q', q->size - 16);
 	for (unsigned i = 0; i < 8; i++)
 		buf[8 + i] = (uint8_t)(seq >> (8 * i));
 	rbb_stamp_put(buf);
-	op->type = RB_OP_QUEUE_PUSH;
-	op->u.queue = (struct rb_queue_req){
-	    .queue = (const uint8_t *)q->name, .queue_len = q->name_len,
-	    .payload = buf, .payload_len = q->size };
 }
 
+/* A producer's scratch: the items of a batch, then their payloads (the
+ * items first: the buffer is malloc-aligned). */
+static size_t push_buf_bytes(const struct queue_state *q)
+{
+	if (q->push_batch == 1)
+		return q->size;
+	size_t n = q->push_batch * (sizeof(struct rb_queue_push_item) + q->size);
+	/* writers' buffers are cut from one block: keep each one aligned */
+	return (n + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) *
+	    _Alignof(max_align_t);
+}
+
+/* Write number seq is messages [seq * P, seq * P + P) (validate made
+ * --total a multiple of P). */
+static void push_build(void *arg, uint64_t seq, uint8_t *buf,
+    struct rb_op *op)
+{
+	const struct queue_state *q = arg;
+	op->u.queue = (struct rb_queue_req){
+	    .queue = (const uint8_t *)q->name, .queue_len = q->name_len };
+	if (q->push_batch == 1) {
+		payload_build(q, seq, buf);
+		op->type = RB_OP_QUEUE_PUSH;
+		op->u.queue.payload = buf;
+		op->u.queue.payload_len = q->size;
+		return;
+	}
+	struct rb_queue_push_item *items = (struct rb_queue_push_item *)buf;
+	uint8_t *p = buf + q->push_batch * sizeof(*items);
+	for (unsigned i = 0; i < q->push_batch; i++, p += q->size) {
+		payload_build(q, seq * q->push_batch + i, p);
+		items[i] = (struct rb_queue_push_item){ .payload = p,
+		    .payload_len = q->size };
+	}
+	op->type = RB_OP_QUEUE_PUSH_BATCH;
+	op->u.queue.items = items;
+	op->u.queue.items_n = q->push_batch;
+}
+
+/* Needs the push's type and message count, which batch and single
+ * pushes both answer with msgs (one per message). */
 static rb_rev push_revision(const struct rb_resp *resp)
 {
-	if (resp->body.type != RB_OP_QUEUE_PUSH ||
-	    resp->body.u.queue.msgs_n != 1)
+	uint8_t t = resp->body.type;
+	size_t n = resp->body.u.queue.msgs_n;
+	if (!(t == RB_OP_QUEUE_PUSH && n == 1) &&
+	    !(t == RB_OP_QUEUE_PUSH_BATCH && n >= 1))
 		return 0;
 	return resp->header.revision > 0 ? resp->header.revision : 1;
 }
@@ -166,6 +224,15 @@ static int consumer_next(void *arg, struct rb_op *op)
 	op->u.queue.queue = (const uint8_t *)q->name;
 	op->u.queue.queue_len = q->name_len;
 	c->acking = c->held_i < c->held_n;
+	if (c->acking && q->batch > 1) {
+		for (unsigned i = 0; i < c->held_n; i++)
+			c->receipts[i] = (struct rb_queue_receipt){
+			    c->held[i].receipt, c->held[i].receipt_len };
+		op->type = RB_OP_QUEUE_ACK_BATCH;
+		op->u.queue.receipts = c->receipts;
+		op->u.queue.receipts_n = c->held_n;
+		return 0;
+	}
 	if (c->acking) {
 		const struct held *h = &c->held[c->held_i];
 		op->type = RB_OP_QUEUE_ACK;
@@ -232,10 +299,35 @@ static void consumer_acked(struct consumer *c, const struct held *h)
 	atomic_fetch_add(&q->acked, 1);
 }
 
+/* The reply of an ACK_BATCH: one result per held message; a stale one is
+ * a failed ack (its message comes back), as for single acks. */
+static void consumer_batch_acked(struct consumer *c, int err,
+    const struct rb_resp *resp)
+{
+	struct queue_state *q = c->q;
+	unsigned n = c->held_n;
+	c->held_i = c->held_n;
+	if (err || resp->body.type != RB_OP_QUEUE_ACK_BATCH ||
+	    resp->body.u.queue.results_n != n) {
+		atomic_fetch_add(&q->ack_failed, n);
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (resp->body.u.queue.results[i])
+			atomic_fetch_add(&q->ack_failed, 1);
+		else
+			consumer_acked(c, &c->held[i]);
+	}
+}
+
 static int consumer_reply(void *arg, int err, const struct rb_resp *resp)
 {
 	struct consumer *c = arg;
 	struct queue_state *q = c->q;
+	if (c->acking && q->batch > 1) {
+		consumer_batch_acked(c, err, resp);
+		return 0;
+	}
 	if (c->acking) {
 		const struct held *h = &c->held[c->held_i++];
 		if (err) {
@@ -270,13 +362,15 @@ static uint64_t queue_count(void *arg)
 }
 
 /* Every push is acked; once the pushes are over, only the successful
- * ones count (a failed one is not re-sent). */
+ * ones count (a failed one is not re-sent; a failed batch is all of its
+ * messages). */
 static uint64_t queue_target(void *arg)
 {
 	struct queue_state *q = arg;
-	if (rbb_writers_answered(q->producers_w) < q->total)
+	uint64_t ops = q->total / q->push_batch;
+	if (rbb_writers_answered(q->producers_w) < ops)
 		return q->total;
-	return q->total - rbb_writers_failed(q->producers_w, NULL);
+	return q->total - rbb_writers_failed(q->producers_w, NULL) * q->push_batch;
 }
 
 /* Opens n sockets to the leader; returns the first one's index or -1. */
@@ -303,7 +397,8 @@ static int add_consumers(rbb_flow *f, struct queue_state *q, int first_sock,
 		struct consumer *c = &q->cons[i];
 		c->q = q;
 		snprintf(c->name, sizeof(c->name), "rbb-%u", i);
-		if ((c->held = calloc(q->batch, sizeof(*c->held))) == NULL)
+		if ((c->held = calloc(q->batch, sizeof(*c->held))) == NULL ||
+		    (c->receipts = calloc(q->batch, sizeof(*c->receipts))) == NULL)
 			goto out_nomem;
 		if (rbb_flow_actor(f, first_sock + (int)(i % socks_n),
 		    &consumer_ops, c) < 0)
@@ -319,7 +414,7 @@ out_nomem:
 static void queue_check(struct queue_state *q, struct rbb_writers *w)
 {
 	int first_err;
-	uint64_t failed = rbb_writers_failed(w, &first_err);
+	uint64_t failed = rbb_writers_failed(w, &first_err) * q->push_batch;
 	uint64_t missing = q->total - atomic_load(&q->acked);
 	uint64_t dups = atomic_load(&q->dup_acks);
 	uint64_t foreign = atomic_load(&q->foreign);
@@ -371,8 +466,8 @@ static int queue_run(struct rbb_run *run, struct rbb_stats *st)
 	if (pfirst < 0 || q->acks == NULL ||
 	    add_consumers(f, q, cfirst, csocks))
 		goto out_free;
-	w = rbb_writers_new(f, q->producers, pfirst, psocks, q->total,
-	    q->size, &push_ops, q);
+	w = rbb_writers_new(f, q->producers, pfirst, psocks,
+	    q->total / q->push_batch, push_buf_bytes(q), &push_ops, q);
 	if (w == NULL)
 		goto out_free;
 	rbb_flow_start(f, 0, q->consumers);
@@ -397,8 +492,10 @@ out_free:
 static void queue_teardown(struct rbb_run *run)
 {
 	struct queue_state *q = run->wl_state;
-	for (unsigned i = 0; q->cons && i < q->consumers; i++)
+	for (unsigned i = 0; q->cons && i < q->consumers; i++) {
 		free(q->cons[i].held);
+		free(q->cons[i].receipts);
+	}
 	free(q->cons);
 	free(q->acks);
 	q->cons = NULL;
@@ -408,8 +505,9 @@ static void queue_teardown(struct rbb_run *run)
 const struct rbb_workload rbb_wl_queue = {
 	.name = "queue",
 	.args = "",
-	.summary = "N producers push --total messages, M consumers pop and "
-	    "ack each (acked/s, push-to-ack latency)",
+	.summary = "N producers push --total messages (--push-batch per "
+	    "request), M consumers pop --batch and ack them (acked/s, "
+	    "push-to-ack latency)",
 	.flags = queue_flags,
 	.state_bytes = sizeof(struct queue_state),
 	.total_default = 10000,

@@ -424,8 +424,9 @@ void bk_publish_reply(struct bk_server *s, struct bk_creq *r, uint64_t id,
  * window sweeps, proposed as deletes. */
 void bk_pubsub_tick(struct bk_server *s);
 
-/* bk_queue.c: work queues (op codes 20..29). */
-#define BK_QUEUE_OP(t) ((t) >= 20 && (t) < 30)
+/* bk_queue.c: work queues (op codes RB_OP_QUEUE_PUSH..RB_OP_QUEUE_ACK_BATCH). */
+#define BK_QUEUE_OP(t) \
+    ((t) >= RB_OP_QUEUE_PUSH && (t) <= RB_OP_QUEUE_ACK_BATCH)
 /* A queue request; returns true when it kept wr. */
 bool bk_queue_handle(struct bk_server *s, struct bk_creq *r, uint64_t id,
     rb_wire_request *wr);

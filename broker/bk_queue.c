@@ -1,5 +1,5 @@
 /*
- * bk_queue.c - work queues in the server (op codes 20..28; docs/queues.md).
+ * bk_queue.c - work queues in the server (op codes 20..30; docs/queues.md).
  *
  * The store applies every queue command deterministically (store/queue.c);
  * what needs a clock or waiting lives here, on the loop thread, and only
@@ -23,12 +23,16 @@
  *    lost the race to another consumer comes back empty and is parked
  *    again until its wait ends, when it is answered with no message.
  *  - Reads. STATS and DLQ are answered from the leader's applied state.
+ *  - Batches. PUSH_BATCH and ACK_BATCH are one proposal each, like the
+ *    single commands; a pushed batch raises the ready count by its size,
+ *    so the parked-pop turn proposes as many waiting pops as it can feed.
  *
  * State: one server per process (the raftbus binary), so the tables are
  * file-level; they hold no heap memory, and a parked request keeps only
  * its context (its raw message stays in the context, decoded again when
  * it is proposed, like every request waiting in the broker).
  */
+#include <assert.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,6 +68,7 @@
 _Static_assert(RB_QUEUE_NAME_BYTES_MAX == ST_QUEUE_NAME_BYTES_MAX,
     "queue name limits of the wire and the store agree");
 _Static_assert(RB_QUEUE_POP_MAX == ST_QUEUE_POP_MAX, "pop limits agree");
+_Static_assert(RB_QUEUE_BATCH_MAX == ST_QUEUE_BATCH_MAX, "batch limits agree");
 
 struct parked {
 	struct bk_creq *r;
@@ -240,7 +245,8 @@ static void send_msgs(struct bk_server *s, struct bk_creq *r, uint64_t id,
 		ms[i] = (struct rb_queue_msg){ .id = m->id, .id_len = m->id_len,
 		    .payload = m->payload, .payload_len = m->payload_len,
 		    .delivery_count = m->delivery_count, .receipt = m->receipt,
-		    .receipt_len = m->receipt_len, .enqueued_ms = m->enqueued_ms };
+		    .receipt_len = m->receipt_len, .enqueued_ms = m->enqueued_ms,
+		    .duplicate = m->duplicate };
 	}
 	struct rb_resp resp = { 0 };
 	resp.body.type = op;
@@ -248,6 +254,24 @@ static void send_msgs(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	resp.body.u.queue.msgs_n = n;
 	resp.body.u.queue.duplicate = qr->duplicate;
 	bk_client_send(s, r, id, op, &resp, rev);
+}
+
+/* ACK_BATCH: one result per receipt, the store's codes as the client's. */
+static void send_acks(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    const struct st_queue_resp *qr, st_rev rev)
+{
+	int res[ST_QUEUE_BATCH_MAX];
+	size_t n = qr->acks_n;
+	assert(n <= ST_QUEUE_BATCH_MAX);
+	for (size_t i = 0; i < n; i++) {
+		const char *msg = NULL;
+		res[i] = qr->acks[i] ? map_err(qr->acks[i], &msg) : 0;
+	}
+	struct rb_resp resp = { 0 };
+	resp.body.type = RB_OP_QUEUE_ACK_BATCH;
+	resp.body.u.queue.results = n ? res : NULL;
+	resp.body.u.queue.results_n = n;
+	bk_client_send(s, r, id, RB_OP_QUEUE_ACK_BATCH, &resp, rev);
 }
 
 static void send_empty_pop(struct bk_server *s, struct bk_creq *r, uint64_t id)
@@ -312,7 +336,38 @@ static uint8_t st_cmd(uint8_t op)
 	case RB_OP_QUEUE_EXTEND: return ST_Q_EXTEND;
 	case RB_OP_QUEUE_REDRIVE: return ST_Q_REDRIVE;
 	case RB_OP_QUEUE_CONFIG: return ST_Q_CONFIG;
+	case RB_OP_QUEUE_PUSH_BATCH: return ST_Q_PUSH_BATCH;
+	case RB_OP_QUEUE_ACK_BATCH: return ST_Q_ACK_BATCH;
 	default: return 0;
+	}
+}
+
+/* The items of a batch op in the store's shape, in the caller's arrays
+ * (the proposal encodes them before they go); bk_queue_handle() refused
+ * counts above ST_QUEUE_BATCH_MAX, and other ops decode none. */
+static void batch_items(const struct rb_op *op, struct st_queue_op *sq,
+    struct st_queue_push_item *items, struct st_queue_receipt *receipts)
+{
+	const struct rb_queue_req *rq = &op->u.queue;
+	assert(rq->items_n <= ST_QUEUE_BATCH_MAX &&
+	    rq->receipts_n <= ST_QUEUE_BATCH_MAX);
+	if (op->type == RB_OP_QUEUE_PUSH_BATCH) {
+		for (size_t i = 0; i < rq->items_n; i++)
+			items[i] = (struct st_queue_push_item){
+			    .payload = rq->items[i].payload,
+			    .payload_len = rq->items[i].payload_len,
+			    .delay_ms = rq->items[i].delay_ms,
+			    .dedup_id = rq->items[i].dedup_id,
+			    .dedup_id_len = rq->items[i].dedup_id_len };
+		sq->pushes = items;
+		sq->pushes_n = rq->items_n;
+	} else if (op->type == RB_OP_QUEUE_ACK_BATCH) {
+		for (size_t i = 0; i < rq->receipts_n; i++)
+			receipts[i] = (struct st_queue_receipt){
+			    .receipt = rq->receipts[i].receipt,
+			    .receipt_len = rq->receipts[i].receipt_len };
+		sq->receipts = receipts;
+		sq->receipts_n = rq->receipts_n;
 	}
 }
 
@@ -342,6 +397,9 @@ static int propose(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	    .visibility_ms = vis_ms, .max_n = max_n,
 	    .receipt = rq->receipt, .receipt_len = rq->receipt_len,
 	    .max_deliveries = rq->max_deliveries };
+	struct st_queue_push_item items[ST_QUEUE_BATCH_MAX];
+	struct st_queue_receipt receipts[ST_QUEUE_BATCH_MAX];
+	batch_items(op, &sop.u.queue, items, receipts);
 	int rc = bk_propose_op(s, r, &sop);
 	if (rc) {
 		bk_client_reply_err(s, r, id, op->type, rc, rc == RB_ERR_TIMEOUT ?
@@ -401,9 +459,18 @@ bool bk_queue_handle(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	const struct rb_op *op = rb_wire_request_op(wr);
 	const struct rb_queue_req *rq = &op->u.queue;
 	own(s);
-	if (op->type < RB_OP_QUEUE_PUSH || op->type > RB_OP_QUEUE_CONFIG) {
+	if (op->type < RB_OP_QUEUE_PUSH || op->type > RB_OP_QUEUE_ACK_BATCH) {
 		bk_client_reply_err(s, r, id, op->type, RB_ERR_BAD_REQUEST,
 		    "raftbus: unknown queue op", 0);
+		return false;
+	}
+	/* checked before anything else: propose() copies the items into
+	 * arrays of this size */
+	size_t items_n = op->type == RB_OP_QUEUE_PUSH_BATCH ? rq->items_n :
+	    op->type == RB_OP_QUEUE_ACK_BATCH ? rq->receipts_n : 1;
+	if (items_n < 1 || items_n > ST_QUEUE_BATCH_MAX) {
+		bk_client_reply_err(s, r, id, op->type, RB_ERR_BAD_REQUEST,
+		    "raftbus: a queue batch takes 1..100 items", 0);
 		return false;
 	}
 	if (s->role != RL_LEADER) {
@@ -437,7 +504,7 @@ bool bk_queue_handle(struct bk_server *s, struct bk_creq *r, uint64_t id,
 static void maybe_ready(struct bk_server *s, uint8_t op)
 {
 	if (q.parked_n && (op == RB_OP_QUEUE_PUSH || op == RB_OP_QUEUE_NACK ||
-	    op == RB_OP_QUEUE_REDRIVE))
+	    op == RB_OP_QUEUE_REDRIVE || op == RB_OP_QUEUE_PUSH_BATCH))
 		wake_loop(s);
 }
 
@@ -452,7 +519,7 @@ void bk_queue_reply(struct bk_server *s, struct bk_creq *r, uint64_t id,
 		rb_wire_decode_request(nng_msg_body(r->req),
 		    nng_msg_len(r->req), &rid, &rop, &wr);
 	const struct rb_op *o = wr ? rb_wire_request_op(wr) : NULL;
-	if (o && o->type >= RB_OP_QUEUE_PUSH && o->type <= RB_OP_QUEUE_CONFIG)
+	if (o && o->type >= RB_OP_QUEUE_PUSH && o->type <= RB_OP_QUEUE_ACK_BATCH)
 		track_touch(s, o->u.queue.queue, o->u.queue.queue_len);
 	if (res->err) {
 		reply_st_err(s, r, id, op, res->err);
@@ -460,6 +527,8 @@ void bk_queue_reply(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	    o && o->u.queue.wait_ms > 0 && s->now_ms < r->deadline_ms &&
 	    s->role == RL_LEADER && park(s, r, id, &o->u.queue)) {
 		/* another consumer took what was ready: wait on */
+	} else if (op == RB_OP_QUEUE_ACK_BATCH) {
+		send_acks(s, r, id, &res->resp.u.queue, res->revision);
 	} else {
 		send_msgs(s, r, id, op, &res->resp.u.queue, res->revision);
 		maybe_ready(s, op);

@@ -120,7 +120,7 @@ enum rb_op_type {
 	RB_OP_WATCH = 14,            /* one long poll of a watch stream */
 	RB_OP_PUBLISH = 15,          /* append a message to a topic */
 	/* 16..19: reserved (pub/sub) */
-	/* 20..29: work queues (struct rb_queue_req / rb_queue_resp) */
+	/* 20..30: work queues (struct rb_queue_req / rb_queue_resp) */
 	RB_OP_QUEUE_PUSH = 20,
 	RB_OP_QUEUE_POP = 21,
 	RB_OP_QUEUE_ACK = 22,
@@ -130,6 +130,8 @@ enum rb_op_type {
 	RB_OP_QUEUE_DLQ = 26,
 	RB_OP_QUEUE_REDRIVE = 27,
 	RB_OP_QUEUE_CONFIG = 28,
+	RB_OP_QUEUE_PUSH_BATCH = 29,
+	RB_OP_QUEUE_ACK_BATCH = 30,
 	RB_OP_TYPE_COUNT             /* one past the last */
 };
 
@@ -306,6 +308,23 @@ struct rb_publish {
 #define RB_QUEUE_VISIBILITY_MS_DEFAULT 30000
 /* Largest max_deliveries of CONFIG. */
 #define RB_QUEUE_DELIVERIES_MAX 1000u
+/* Messages of one PUSH_BATCH, receipts of one ACK_BATCH. */
+#define RB_QUEUE_BATCH_MAX 100u
+
+/* One message of a PUSH_BATCH: the fields of a PUSH. */
+struct rb_queue_push_item {
+	const uint8_t *payload;
+	size_t payload_len;
+	int64_t delay_ms;             /* 0..RB_QUEUE_DELAY_MS_MAX */
+	const uint8_t *dedup_id;      /* optional, as for PUSH */
+	size_t dedup_id_len;
+};
+
+/* One receipt of an ACK_BATCH (the receipt of a popped message). */
+struct rb_queue_receipt {
+	const uint8_t *receipt;
+	size_t receipt_len;
+};
 
 struct rb_queue_req {
 	const uint8_t *queue;         /* every op */
@@ -329,6 +348,10 @@ struct rb_queue_req {
 	const uint8_t *receipt;       /* ACK, NACK, EXTEND: from the pop */
 	size_t receipt_len;
 	uint32_t max_deliveries;      /* CONFIG: 1..RB_QUEUE_DELIVERIES_MAX */
+	const struct rb_queue_push_item *items;  /* PUSH_BATCH: the messages */
+	size_t items_n;               /* PUSH_BATCH: 1..RB_QUEUE_BATCH_MAX */
+	const struct rb_queue_receipt *receipts; /* ACK_BATCH */
+	size_t receipts_n;            /* ACK_BATCH: 1..RB_QUEUE_BATCH_MAX */
 };
 
 /* A message as a pop, a push, a redrive or a DLQ listing returns it. */
@@ -340,18 +363,26 @@ struct rb_queue_msg {
 	uint32_t delivery_count;      /* deliveries so far (1 on the first pop) */
 	const uint8_t *receipt;       /* POP: for ack/nack/extend */
 	size_t receipt_len;
-	int64_t enqueued_ms;          /* the leader's wall clock at the push */
+	int64_t enqueued_ms;          /* the leader's wall clock at the push
+	                                 (0 for a duplicate push) */
+	bool duplicate;               /* PUSH, PUSH_BATCH: the dedup id matched
+	                                 an earlier push (id is that one's) */
 };
 
 /* The reply of every queue op. PUSH: msgs[0] is the message (its id), and
- * duplicate says a dedup id matched an earlier push. POP: the claimed
+ * duplicate says a dedup id matched an earlier push. PUSH_BATCH: msgs[i]
+ * answers items[i] (id, duplicate). POP: the claimed
  * messages (none when the queue stayed empty for the wait). REDRIVE: the
  * messages moved back. DLQ: the dead letters, oldest first. STATS: the
- * counters. ACK/NACK/EXTEND/CONFIG: nothing. */
+ * counters. ACK_BATCH: results. ACK/NACK/EXTEND/CONFIG: nothing. */
 struct rb_queue_resp {
 	struct rb_queue_msg *msgs;
 	size_t msgs_n;
 	bool duplicate;
+	int *results;                 /* ACK_BATCH: results[i] answers
+	                                 receipts[i]: 0 (acked) or
+	                                 RB_ERR_KEY_NOT_FOUND (unknown or stale) */
+	size_t results_n;
 	uint64_t ready, inflight, delayed, dead;   /* STATS */
 	int64_t oldest_ready_enqueued_ms;          /* STATS: 0 = none ready */
 	int64_t oldest_ready_age_ms;   /* STATS: the serving member's clock
@@ -724,6 +755,34 @@ int rb_queue_redrive(rb_client *c, const char *queue, uint32_t max_n,
  * a message popped that many times without an ack is dead-lettered. */
 int rb_queue_config(rb_client *c, const char *queue, uint32_t max_deliveries,
 	struct rb_resp *resp);
+
+/* Pushes items[0..n) (1..RB_QUEUE_BATCH_MAX; borrowed for the call) as one
+ * Raft entry: one revision, all or nothing. On success
+ * body.u.queue.msgs[i] answers items[i]: its id "<revision>-<i as 4
+ * digits>", or, with duplicate set, the id of the earlier push with the
+ * same dedup id (an earlier item of this batch counts). Errors besides
+ * those above: RB_ERR_INVALID (n out of range, an item NULL payload with
+ * a length, a negative or too long delay, a dedup id too long; nothing
+ * sent), RB_ERR_TOO_LARGE (the payloads together, plus 512 bytes per
+ * message, exceed the server's value limit, or the request exceeds
+ * RB_MSG_BYTES_MAX), RB_ERR_NOSPACE: nothing of the batch was pushed. A
+ * batch is a write: after an unknown outcome it is never re-sent, even
+ * when every item has a dedup id (re-send it yourself then: the
+ * duplicates get their first ids). */
+int rb_queue_push_batch(rb_client *c, const char *queue,
+	const struct rb_queue_push_item *items, size_t n, struct rb_resp *resp);
+
+/* Acknowledges receipts[0..n) (1..RB_QUEUE_BATCH_MAX; borrowed) in one
+ * Raft entry. Returns 0 when the request was applied, whatever the
+ * receipts: body.u.queue.results[i] is 0 (acked) or RB_ERR_KEY_NOT_FOUND
+ * (unknown or stale receipt: nothing changed for it); the good ones are
+ * acked even if others are stale, and a batch of only stale receipts
+ * changes nothing (no new revision). Errors: RB_ERR_INVALID (n out of
+ * range, an empty receipt; nothing sent), and those of rb_do(). After an
+ * unknown outcome it is not re-sent; sending it again is safe (an applied
+ * ack then reads as stale). */
+int rb_queue_ack_batch(rb_client *c, const char *queue,
+	const struct rb_queue_receipt *receipts, size_t n, struct rb_resp *resp);
 
 /* ---- pub/sub ------------------------------------------------------------- */
 

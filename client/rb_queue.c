@@ -10,6 +10,10 @@
  * waiting a slice that ends well before the timeout, until a message
  * comes or the whole wait is used up. The server spends nothing on a
  * parked pop, so the slices cost one small request each.
+ *
+ * The batch calls (push_batch, ack_batch) check every item as the single
+ * calls check their arguments, so a bad item is refused before anything
+ * is sent rather than failing the whole batch at the server.
  */
 #include <errno.h>
 #include <string.h>
@@ -265,5 +269,59 @@ int rb_queue_config(rb_client *c, const char *queue, uint32_t max_deliveries,
 	if (max_deliveries < 1 || max_deliveries > RB_QUEUE_DELIVERIES_MAX)
 		return refuse(resp, "raftbus: max deliveries out of range");
 	op.u.queue.max_deliveries = max_deliveries;
+	return do_queue(c, &op, resp);
+}
+
+_Static_assert(RB_QUEUE_BATCH_MAX == 100, "the refusal texts below say 1..100");
+
+/* The checks of one item, as rb_queue_push() makes them for its arguments. */
+static const char *push_item_check(const struct rb_queue_push_item *it)
+{
+	if (it->payload_len && it->payload == NULL)
+		return "raftbus: NULL payload";
+	if (it->delay_ms < 0 || it->delay_ms > RB_QUEUE_DELAY_MS_MAX)
+		return "raftbus: delay out of range";
+	if (it->dedup_id_len > RB_QUEUE_DEDUP_ID_BYTES_MAX)
+		return "raftbus: dedup id is too long";
+	if (it->dedup_id_len && it->dedup_id == NULL)
+		return "raftbus: NULL dedup id";
+	return NULL;
+}
+
+int rb_queue_push_batch(rb_client *c, const char *queue,
+	const struct rb_queue_push_item *items, size_t n, struct rb_resp *resp)
+{
+	struct rb_op op;
+	const char *why = queue_op(&op, RB_OP_QUEUE_PUSH_BATCH, queue);
+	if (resp == NULL)
+		return RB_ERR_INVALID;
+	if (why)
+		return refuse(resp, why);
+	if (n == 0 || n > RB_QUEUE_BATCH_MAX || items == NULL)
+		return refuse(resp, "raftbus: a push batch takes 1..100 messages");
+	for (size_t i = 0; i < n; i++)
+		if ((why = push_item_check(&items[i])) != NULL)
+			return refuse(resp, why);
+	op.u.queue.items = items;
+	op.u.queue.items_n = n;
+	return do_queue(c, &op, resp);
+}
+
+int rb_queue_ack_batch(rb_client *c, const char *queue,
+	const struct rb_queue_receipt *receipts, size_t n, struct rb_resp *resp)
+{
+	struct rb_op op;
+	const char *why = queue_op(&op, RB_OP_QUEUE_ACK_BATCH, queue);
+	if (resp == NULL)
+		return RB_ERR_INVALID;
+	if (why)
+		return refuse(resp, why);
+	if (n == 0 || n > RB_QUEUE_BATCH_MAX || receipts == NULL)
+		return refuse(resp, "raftbus: an ack batch takes 1..100 receipts");
+	for (size_t i = 0; i < n; i++)
+		if (receipts[i].receipt == NULL || receipts[i].receipt_len == 0)
+			return refuse(resp, "raftbus: receipt is empty");
+	op.u.queue.receipts = receipts;
+	op.u.queue.receipts_n = n;
 	return do_queue(c, &op, resp);
 }

@@ -24,7 +24,7 @@
 /* Nesting for skipping unknown trailing fields. */
 #define RB_WIRE_SKIP_DEPTH_MAX 16u
 
-_Static_assert(RB_OP_TYPE_COUNT == 29, "op codes are part of the wire format");
+_Static_assert(RB_OP_TYPE_COUNT == 31, "op codes are part of the wire format");
 _Static_assert(RB_ERR_MIN == -22, "error codes are part of the wire format");
 
 struct rb_wire_request {
@@ -203,9 +203,9 @@ static void e_publish(struct enc *e, const struct rb_publish *p)
 /* Work queues: the codec is in one section below (search "work queues"). */
 static bool queue_op(uint8_t t)
 {
-	return t >= RB_OP_QUEUE_PUSH && t <= RB_OP_QUEUE_CONFIG;
+	return t >= RB_OP_QUEUE_PUSH && t <= RB_OP_QUEUE_ACK_BATCH;
 }
-static void e_queue_req(struct enc *e, const struct rb_queue_req *q);
+static void e_queue_req(struct enc *e, uint8_t op, const struct rb_queue_req *q);
 static void e_queue_resp(struct enc *e, const struct rb_queue_resp *q);
 
 /* depth: nesting of the txn this op would be (1 at top level). */
@@ -271,7 +271,7 @@ static void e_op_body(struct enc *e, const struct rb_op *op, unsigned depth)
 		return;
 	default:
 		if (queue_op(op->type)) {
-			e_queue_req(e, &op->u.queue);
+			e_queue_req(e, op->type, &op->u.queue);
 			return;
 		}
 		e_fail(e, RB_ERR_INVALID);
@@ -1037,12 +1037,35 @@ static int r_publish(struct rd *r, struct rb_publish *p)
 
 /* ==== work queues (RB_OP_QUEUE_*): codec ============================== */
 
+/* The items of a batch: PUSH_BATCH [[payload, delay_ms, dedup_id]...],
+ * ACK_BATCH [receipt...]. */
+static void e_queue_items(struct enc *e, uint8_t op, const struct rb_queue_req *q)
+{
+	bool push = op == RB_OP_QUEUE_PUSH_BATCH;
+	size_t n = push ? q->items_n : q->receipts_n;
+	e_check_array(e, push ? (const void *)q->items : (const void *)q->receipts, n);
+	e_arr(e, n);
+	for (size_t i = 0; e->err == 0 && i < n; i++) {
+		if (!push) {
+			e_bin(e, q->receipts[i].receipt, q->receipts[i].receipt_len);
+			continue;
+		}
+		const struct rb_queue_push_item *it = &q->items[i];
+		e_arr(e, 3);
+		e_bin(e, it->payload, it->payload_len);
+		e_int(e, it->delay_ms);
+		e_bin(e, it->dedup_id, it->dedup_id_len);
+	}
+}
+
 /* Every queue op has the same body (unused fields are zero/empty):
  * [queue, payload, delay_ms, dedup_id, consumer, visibility_ms, max_n,
- *  wait_ms, receipt, max_deliveries]. */
-static void e_queue_req(struct enc *e, const struct rb_queue_req *q)
+ *  wait_ms, receipt, max_deliveries], and the batch ops one more field,
+ * their items (e_queue_items). */
+static void e_queue_req(struct enc *e, uint8_t op, const struct rb_queue_req *q)
 {
-	e_arr(e, 10);
+	bool batch = op == RB_OP_QUEUE_PUSH_BATCH || op == RB_OP_QUEUE_ACK_BATCH;
+	e_arr(e, batch ? 11 : 10);
 	e_bin(e, q->queue, q->queue_len);
 	e_bin(e, q->payload, q->payload_len);
 	e_int(e, q->delay_ms);
@@ -1053,24 +1076,30 @@ static void e_queue_req(struct enc *e, const struct rb_queue_req *q)
 	e_int(e, q->wait_ms);
 	e_bin(e, q->receipt, q->receipt_len);
 	e_uint(e, q->max_deliveries);
+	if (batch)
+		e_queue_items(e, op, q);
 }
 
-/* [msgs: [[id, payload, delivery_count, receipt, enqueued_ms]...],
- *  duplicate, ready, inflight, delayed, dead, oldest_ready_enqueued_ms,
- *  oldest_ready_age_ms, max_deliveries] */
+/* [msgs: [[id, payload, delivery_count, receipt, enqueued_ms,
+ *  duplicate]...], duplicate, ready, inflight, delayed, dead,
+ *  oldest_ready_enqueued_ms, oldest_ready_age_ms, max_deliveries,
+ *  results: [int...]] (a message's duplicate and the results were added
+ *  at the end of their arrays: older decoders skip them) */
 static void e_queue_resp(struct enc *e, const struct rb_queue_resp *q)
 {
 	e_check_array(e, q->msgs, q->msgs_n);
-	e_arr(e, 9);
+	e_check_array(e, q->results, q->results_n);
+	e_arr(e, 10);
 	e_arr(e, q->msgs_n);
 	for (size_t i = 0; e->err == 0 && i < q->msgs_n; i++) {
 		const struct rb_queue_msg *m = &q->msgs[i];
-		e_arr(e, 5);
+		e_arr(e, 6);
 		e_bin(e, m->id, m->id_len);
 		e_bin(e, m->payload, m->payload_len);
 		e_uint(e, m->delivery_count);
 		e_bin(e, m->receipt, m->receipt_len);
 		e_int(e, m->enqueued_ms);
+		e_bool(e, m->duplicate);
 	}
 	e_bool(e, q->duplicate);
 	e_uint(e, q->ready);
@@ -1080,16 +1109,54 @@ static void e_queue_resp(struct enc *e, const struct rb_queue_resp *q)
 	e_int(e, q->oldest_ready_enqueued_ms);
 	e_int(e, q->oldest_ready_age_ms);
 	e_uint(e, q->max_deliveries);
+	e_arr(e, q->results_n);
+	for (size_t i = 0; e->err == 0 && i < q->results_n; i++)
+		e_int(e, q->results[i]);
 }
 
 
+static int r_queue_push_item(struct rd *r, struct rb_queue_push_item *it)
+{
+	size_t extra;
+	if (r_body(r, 3, &extra) || r_bin(r, &it->payload, &it->payload_len) ||
+	    r_int(r, &it->delay_ms) || r_bin(r, &it->dedup_id, &it->dedup_id_len))
+		return r->err;
+	return r_skip_n(r, extra);
+}
+
+/* The items of a batch op (counts bounded by the bytes left; the batch
+ * limit is the server's business). */
+static int r_queue_items(struct rd *r, uint8_t op, struct rb_queue_req *q)
+{
+	size_t n;
+	if (r_array(r, &n))
+		return r->err;
+	if (op == RB_OP_QUEUE_PUSH_BATCH) {
+		struct rb_queue_push_item *v = r_alloc(r, n, sizeof(*v));
+		for (size_t i = 0; v && i < n; i++)
+			if (r_queue_push_item(r, &v[i]))
+				return r->err;
+		q->items = v;
+		q->items_n = v ? n : 0;
+		return r->err;
+	}
+	struct rb_queue_receipt *v = r_alloc(r, n, sizeof(*v));
+	for (size_t i = 0; v && i < n; i++)
+		if (r_bin(r, &v[i].receipt, &v[i].receipt_len))
+			return r->err;
+	q->receipts = v;
+	q->receipts_n = v ? n : 0;
+	return r->err;
+}
+
 /* Counts are 32-bit on the wire; times are int64 (their ranges are the
  * server's business). */
-static int r_queue_req(struct rd *r, struct rb_queue_req *q)
+static int r_queue_req(struct rd *r, uint8_t op, struct rb_queue_req *q)
 {
 	size_t extra;
 	uint64_t max_n, max_del;
-	if (r_body(r, 10, &extra) || r_bin(r, &q->queue, &q->queue_len) ||
+	bool batch = op == RB_OP_QUEUE_PUSH_BATCH || op == RB_OP_QUEUE_ACK_BATCH;
+	if (r_body(r, batch ? 11 : 10, &extra) || r_bin(r, &q->queue, &q->queue_len) ||
 	    r_bin(r, &q->payload, &q->payload_len) || r_int(r, &q->delay_ms) ||
 	    r_bin(r, &q->dedup_id, &q->dedup_id_len) ||
 	    r_bin(r, &q->consumer, &q->consumer_len) ||
@@ -1099,6 +1166,8 @@ static int r_queue_req(struct rd *r, struct rb_queue_req *q)
 		return r->err;
 	q->max_n = (uint32_t)max_n;
 	q->max_deliveries = (uint32_t)max_del;
+	if (batch && r_queue_items(r, op, q))
+		return r->err;
 	return r_skip_n(r, extra);
 }
 
@@ -1112,6 +1181,11 @@ static int r_queue_msg(struct rd *r, struct rb_queue_msg *m)
 	    r_int(r, &m->enqueued_ms))
 		return r->err;
 	m->delivery_count = (uint32_t)dc;
+	if (extra > 0) {         /* duplicate: absent from older servers */
+		if (r_bool(r, &m->duplicate))
+			return r->err;
+		extra--;
+	}
 	return r_skip_n(r, extra);
 }
 
@@ -1133,6 +1207,24 @@ static int r_queue_resp(struct rd *r, struct rb_queue_resp *q)
 	    r_int(r, &q->oldest_ready_age_ms) || r_small(r, UINT32_MAX, &max_del))
 		return r->err;
 	q->max_deliveries = (uint32_t)max_del;
+	if (extra > 0) {         /* results: absent from older servers */
+		if (r_array(r, &n))
+			return r->err;
+		int *v = r_alloc(r, n, sizeof(*v));
+		for (size_t i = 0; v && i < n; i++) {
+			int64_t x;
+			if (r_int(r, &x))
+				return r->err;
+			/* an rb_err, as the reply's own code: unknown ones are
+			 * RB_ERR_UNKNOWN */
+			v[i] = x > 0 || x < RB_ERR_MIN ? RB_ERR_UNKNOWN : (int)x;
+		}
+		q->results = v;
+		q->results_n = v ? n : 0;
+		if (r->err)
+			return r->err;
+		extra--;
+	}
 	return r_skip_n(r, extra);
 }
 
@@ -1180,7 +1272,7 @@ static int r_op_body(struct rd *r, struct rb_op *op, unsigned depth)
 		return r_publish(r, &op->u.publish);
 	default:
 		if (queue_op(op->type))
-			return r_queue_req(r, &op->u.queue);
+			return r_queue_req(r, op->type, &op->u.queue);
 		return R_BAD(r);
 	}
 }

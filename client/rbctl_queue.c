@@ -4,9 +4,11 @@
  * rb_queue_* calls (docs/queues.md, docs/raftbusctl.md).
  *
  * Output is meant for scripts as much as for people: `push` prints the
- * message id alone; `pop` and `dlq` print, per message, one header line
- * of key=value fields and then the payload on its own line; -w json
- * prints one JSON object per line instead (payloads as JSON strings).
+ * message id alone (one line per message when several are pushed as one
+ * batch); `ack` of several receipts prints one line per receipt; `pop`
+ * and `dlq` print, per message, one header line of key=value fields and
+ * then the payload on its own line; -w json prints one JSON object per
+ * line instead (payloads as JSON strings).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,12 +41,15 @@ const struct rbctl_ext_cmd rbctl_queue_cmd = {
 		"Work queues",
 	.usage = "NAME:\n\tqueue - Work queues: push, claim (pop), ack, nack, dead letters\n\n"
 		"USAGE:\n"
-		"\traftbusctl queue push QUEUE [PAYLOAD] [--delay DUR] [--id DEDUP]\n"
-		"\t\t(payload from stdin when omitted; prints the message id)\n"
+		"\traftbusctl queue push QUEUE [PAYLOAD...] [--delay DUR] [--id DEDUP]\n"
+		"\t\t(payload from stdin when omitted; prints the message id; several\n"
+		"\t\tpayloads (up to 100) are one batch: one id per line, in order)\n"
 		"\traftbusctl queue pop QUEUE [--consumer NAME] [--visibility DUR] [--max N] "
 		"[--wait DUR]\n"
 		"\t\t(per message: \"id=ID deliveries=N receipt=R\", then the payload)\n"
-		"\traftbusctl queue ack QUEUE RECEIPT\n"
+		"\traftbusctl queue ack QUEUE RECEIPT [RECEIPT...]\n"
+		"\t\t(several receipts (up to 100) are one batch: \"RECEIPT OK\" per\n"
+		"\t\tacked receipt, an error per stale one; exit 1 if any failed)\n"
 		"\traftbusctl queue nack QUEUE RECEIPT [--delay DUR]\n"
 		"\traftbusctl queue extend QUEUE RECEIPT --visibility DUR\n"
 		"\traftbusctl queue stats QUEUE\n"
@@ -53,7 +58,8 @@ const struct rbctl_ext_cmd rbctl_queue_cmd = {
 		"\traftbusctl queue config QUEUE --max-deliveries N\n\n"
 		"OPTIONS:\n"
 		"      --delay=0s\t\tpush/nack: not visible before this much time\n"
-		"      --id=\"\"\t\tpush: dedup id (a repeat within the window is not queued again)\n"
+		"      --id=\"\"\t\tpush: dedup id (a repeat within the window is not queued again;\n"
+		"\t\t\tone payload only)\n"
 		"      --consumer=\"\"\tpop: name of the claimer\n"
 		"      --visibility=30s\tpop/extend: how long the claim lasts\n"
 		"      --max=1\t\tpop: messages to claim (up to 100); redrive: how many (100)\n"
@@ -225,6 +231,40 @@ struct qctx {
 	struct rb_resp r;
 };
 
+/* push QUEUE P1 P2 ...: one PUSH_BATCH, one id per line in order. */
+static int cmd_push_batch(struct qctx *q, int64_t delay)
+{
+	struct rb_queue_push_item items[RB_QUEUE_BATCH_MAX];
+	size_t n = q->p->pos_n - 2;
+	if (n > RB_QUEUE_BATCH_MAX)
+		return fail(RBCTL_EXIT_BAD_ARGS, "%s",
+			"queue push takes at most 100 payloads at once");
+	if (rbctl_ext_val(q->p, &rbctl_queue_cmd, "id"))
+		return fail(RBCTL_EXIT_BAD_ARGS, "%s",
+			"--id applies to one payload; push several without it");
+	for (size_t i = 0; i < n; i++)
+		items[i] = (struct rb_queue_push_item){
+			.payload = (const uint8_t *)q->p->pos[2 + i],
+			.payload_len = strlen(q->p->pos[2 + i]), .delay_ms = delay };
+	int rc = rb_queue_push_batch(q->c, q->queue, items, n, &q->r);
+	if (rc)
+		return rc;
+	const struct rb_queue_resp *qr = &q->r.body.u.queue;
+	if (qr->msgs_n != n)
+		return fail(RBCTL_EXIT_ERROR, "%s", "the server returned a wrong number of ids");
+	for (size_t i = 0; i < n; i++) {
+		const struct rb_queue_msg *m = &qr->msgs[i];
+		if (q->p->out == RBCTL_OUT_JSON) {
+			fputs("{\"id\":", stdout);
+			json_str(stdout, m->id, m->id_len);
+			printf(",\"duplicate\":%s}\n", m->duplicate ? "true" : "false");
+		} else {
+			printf("%.*s\n", (int)m->id_len, (const char *)m->id);
+		}
+	}
+	return 0;
+}
+
 static int cmd_push(struct qctx *q)
 {
 	static const char *const ok[] = { "delay", "id", NULL };
@@ -233,7 +273,7 @@ static int cmd_push(struct qctx *q)
 	if (rc || (rc = dur_flag(q->p, "delay", &delay)))
 		return rc;
 	if (q->p->pos_n > 3)
-		return fail(RBCTL_EXIT_BAD_ARGS, "%s", "queue push takes QUEUE and at most one PAYLOAD");
+		return cmd_push_batch(q, delay);
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	if (q->p->pos_n == 3) {
@@ -289,6 +329,59 @@ static int cmd_pop(struct qctx *q)
 	return 0;
 }
 
+/* What a stale receipt of a batch says (the server's text for a single
+ * ack; a batch's per-receipt results carry codes only). */
+static const char *receipt_err_text(int err)
+{
+	if (err == RB_ERR_KEY_NOT_FOUND)
+		return "raftbus: queue receipt is unknown or stale (the message was "
+			"redelivered, acked or dead-lettered)";
+	return rb_strerror(err);
+}
+
+/* ack QUEUE R1 R2 ...: one ACK_BATCH; a line per receipt; exit 1 (after
+ * every line) when any receipt failed. */
+static int cmd_ack_batch(struct qctx *q)
+{
+	struct rb_queue_receipt rs[RB_QUEUE_BATCH_MAX];
+	size_t n = q->p->pos_n - 2;
+	if (n > RB_QUEUE_BATCH_MAX)
+		return fail(RBCTL_EXIT_BAD_ARGS, "%s",
+			"queue ack takes at most 100 receipts at once");
+	for (size_t i = 0; i < n; i++)
+		rs[i] = (struct rb_queue_receipt){ (const uint8_t *)q->p->pos[2 + i],
+			strlen(q->p->pos[2 + i]) };
+	int rc = rb_queue_ack_batch(q->c, q->queue, rs, n, &q->r);
+	if (rc)
+		return rc;
+	const struct rb_queue_resp *qr = &q->r.body.u.queue;
+	if (qr->results_n != n)
+		return fail(RBCTL_EXIT_ERROR, "%s", "the server returned a wrong number of results");
+	size_t failed = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *r = q->p->pos[2 + i];
+		int err = qr->results[i];
+		failed += err != 0;
+		if (q->p->out == RBCTL_OUT_JSON) {
+			fputs("{\"receipt\":", stdout);
+			json_str(stdout, (const uint8_t *)r, strlen(r));
+			if (err == 0) {
+				puts(",\"acked\":true}");
+				continue;
+			}
+			fputs(",\"acked\":false,\"error\":", stdout);
+			const char *t = receipt_err_text(err);
+			json_str(stdout, (const uint8_t *)t, strlen(t));
+			puts("}");
+		} else if (err == 0) {
+			printf("%s OK\n", r);
+		} else {
+			fprintf(stderr, "Error: %s: %s\n", r, receipt_err_text(err));
+		}
+	}
+	return failed ? RBCTL_EXIT_ERROR : 0;
+}
+
 /* ack, nack, extend. */
 static int cmd_receipt(struct qctx *q)
 {
@@ -301,9 +394,12 @@ static int cmd_receipt(struct qctx *q)
 	if (rc || (rc = dur_flag(q->p, "delay", &delay)) ||
 	    (rc = dur_flag(q->p, "visibility", &vis)))
 		return rc;
+	if (q->p->pos_n > 3 && !nack && !ext)
+		return cmd_ack_batch(q);
 	if (q->p->pos_n != 3)
-		return fail(RBCTL_EXIT_BAD_ARGS, "queue %s takes two arguments: QUEUE RECEIPT",
-			q->sub);
+		return fail(RBCTL_EXIT_BAD_ARGS, nack || ext ?
+			"queue %s takes two arguments: QUEUE RECEIPT" :
+			"queue %s takes QUEUE and one or more RECEIPTs", q->sub);
 	if (ext && vis <= 0)
 		return fail(rbctl_ext_val(q->p, &rbctl_queue_cmd, "visibility") ?
 			RBCTL_EXIT_BAD_FEATURE : RBCTL_EXIT_BAD_ARGS, "%s",

@@ -20,7 +20,13 @@
  *   LEASE_REVOKE  [1, 7, id]
  *   QUEUE         [1, 8, cmd, queue, now_ms, payload, delay_ms, dedup_id,
  *                  consumer, visibility_ms, max_n, receipt, max_deliveries]
- *                 (every field, whatever cmd reads)
+ *                 (every field, whatever cmd reads), and for the batch
+ *                 commands one more field, the items:
+ *                   PUSH_BATCH  [[payload, delay_ms, dedup_id]...]
+ *                   ACK_BATCH   [receipt...]
+ *                 so entries of the other commands are as before batches
+ *                 existed, and a batch without its items (or another
+ *                 command with them) does not decode.
  * Byte strings are msgpack bin; integers any msgpack int.
  */
 #include <msgpack.h>
@@ -84,6 +90,35 @@ static int st_enc_txn(msgpack_packer *pk, const struct st_txn *t, unsigned depth
 	return rc;
 }
 
+static bool st_queue_is_batch(int64_t cmd)
+{
+	return cmd == ST_Q_PUSH_BATCH || cmd == ST_Q_ACK_BATCH;
+}
+
+static int st_enc_queue_items(msgpack_packer *pk, const struct st_queue_op *q)
+{
+	int rc = 0;
+	bool push = q->cmd == ST_Q_PUSH_BATCH;
+	size_t n = push ? q->pushes_n : q->receipts_n;
+	if (n && (push ? (const void *)q->pushes : (const void *)q->receipts) == NULL)
+		return ST_ERR_INVALID;
+	if (msgpack_pack_array(pk, n))
+		return ST_ERR_NOMEM;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (!push) {
+			rc = st_pk_bytes(pk, q->receipts[i].receipt, q->receipts[i].receipt_len);
+			continue;
+		}
+		const struct st_queue_push_item *it = &q->pushes[i];
+		if (msgpack_pack_array(pk, 3))
+			return ST_ERR_NOMEM;
+		if ((rc = st_pk_bytes(pk, it->payload, it->payload_len)) == 0 &&
+		    (rc = st_pk_int(pk, it->delay_ms)) == 0)
+			rc = st_pk_bytes(pk, it->dedup_id, it->dedup_id_len);
+	}
+	return rc;
+}
+
 static int st_enc_queue(msgpack_packer *pk, const struct st_queue_op *q)
 {
 	int rc;
@@ -94,9 +129,10 @@ static int st_enc_queue(msgpack_packer *pk, const struct st_queue_op *q)
 	    (rc = st_pk_bytes(pk, q->dedup_id, q->dedup_id_len)) ||
 	    (rc = st_pk_bytes(pk, q->consumer, q->consumer_len)) ||
 	    (rc = st_pk_int(pk, q->visibility_ms)) || (rc = st_pk_int(pk, q->max_n)) ||
-	    (rc = st_pk_bytes(pk, q->receipt, q->receipt_len)))
+	    (rc = st_pk_bytes(pk, q->receipt, q->receipt_len)) ||
+	    (rc = st_pk_int(pk, q->max_deliveries)))
 		return rc;
-	return st_pk_int(pk, q->max_deliveries);
+	return st_queue_is_batch(q->cmd) ? st_enc_queue_items(pk, q) : 0;
 }
 
 static int st_enc_body(msgpack_packer *pk, const struct st_op *op, unsigned depth)
@@ -163,7 +199,10 @@ static int st_enc_op(msgpack_packer *pk, const struct st_op *op, unsigned depth)
 		return ST_ERR_UNKNOWN_OP;
 	if (op->type == ST_OP_TXN && depth + 1 > ST_TXN_DEPTH_MAX)
 		return ST_ERR_TXN_TOO_DEEP;
-	if (msgpack_pack_array(pk, 2u + st_op_fields[op->type]) ||
+	size_t fields = 2u + st_op_fields[op->type];
+	if (op->type == ST_OP_QUEUE && st_queue_is_batch(op->u.queue.cmd))
+		fields++;   /* the items */
+	if (msgpack_pack_array(pk, fields) ||
 	    st_pk_int(pk, ST_CODEC_VERSION) || st_pk_int(pk, op->type))
 		return ST_ERR_NOMEM;
 	return st_enc_body(pk, op, op->type == ST_OP_TXN ? depth + 1 : depth);
@@ -398,7 +437,48 @@ static int st_dec_range(struct st_rd *r, struct st_range *q)
 	return 0;
 }
 
-static int st_dec_queue(struct st_rd *r, struct st_queue_op *q)
+static int st_dec_push_item(struct st_rd *r, struct st_queue_push_item *it)
+{
+	size_t n;
+	int rc = st_rd_array(r, &n);
+	if (rc == 0 && n != 3)
+		rc = ST_ERR_DECODE;
+	if (rc || (rc = st_rd_bytes(r, &it->payload, &it->payload_len)) ||
+	    (rc = st_rd_int(r, &it->delay_ms)))
+		return rc;
+	return st_rd_bytes(r, &it->dedup_id, &it->dedup_id_len);
+}
+
+/* The items of a batch command; the count is bounded by the bytes left
+ * (st_rd_array), the limit is st_apply's business. */
+static int st_dec_queue_items(struct st_rd *r, struct st_queue_op *q)
+{
+	size_t n;
+	int rc = st_rd_array(r, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	if (q->cmd == ST_Q_PUSH_BATCH) {
+		struct st_queue_push_item *v = st_mem_alloc(r->mem, n * sizeof(*v));
+		if (v == NULL)
+			return ST_ERR_NOMEM;
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			rc = st_dec_push_item(r, &v[i]);
+		q->pushes = v;
+		q->pushes_n = n;
+		return rc;
+	}
+	struct st_queue_receipt *v = st_mem_alloc(r->mem, n * sizeof(*v));
+	if (v == NULL)
+		return ST_ERR_NOMEM;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = st_rd_bytes(r, &v[i].receipt, &v[i].receipt_len);
+	q->receipts = v;
+	q->receipts_n = n;
+	return rc;
+}
+
+/* fields: the op's array length minus [version, type]. */
+static int st_dec_queue(struct st_rd *r, struct st_queue_op *q, size_t fields)
 {
 	int64_t cmd, max_n, max_del;
 	int rc;
@@ -417,10 +497,14 @@ static int st_dec_queue(struct st_rd *r, struct st_queue_op *q)
 	q->cmd = (uint8_t)cmd;
 	q->max_n = (uint32_t)max_n;
 	q->max_deliveries = (uint32_t)max_del;
-	return 0;
+	bool batch = st_queue_is_batch(cmd);
+	if (fields != st_op_fields[ST_OP_QUEUE] + (batch ? 1u : 0u))
+		return ST_ERR_DECODE;
+	return batch ? st_dec_queue_items(r, q) : 0;
 }
 
-static int st_dec_body(struct st_rd *r, struct st_op *op, unsigned depth)
+static int st_dec_body(struct st_rd *r, struct st_op *op, size_t fields,
+	unsigned depth)
 {
 	int64_t f;
 	int rc;
@@ -444,7 +528,7 @@ static int st_dec_body(struct st_rd *r, struct st_op *op, unsigned depth)
 			return rc;
 		return st_rd_int(r, &op->u.lease_grant.ttl_s);
 	case ST_OP_LEASE_REVOKE: return st_rd_int(r, &op->u.lease_revoke.id);
-	case ST_OP_QUEUE: return st_dec_queue(r, &op->u.queue);
+	case ST_OP_QUEUE: return st_dec_queue(r, &op->u.queue, fields);
 	default: return ST_ERR_UNKNOWN_OP;
 	}
 }
@@ -462,11 +546,14 @@ static int st_dec_op(struct st_rd *r, struct st_op *op, unsigned depth)
 	if (type < 0 || type >= ST_OP_TYPE_COUNT)
 		return ST_ERR_UNKNOWN_OP;
 	op->type = (uint8_t)type;
-	if (n != 2u + st_op_fields[type])
+	/* a queue op's batch items are one optional field: st_dec_queue
+	 * checks the count against its command */
+	bool queue = type == ST_OP_QUEUE;
+	if (n != 2u + st_op_fields[type] && !(queue && n == 3u + st_op_fields[type]))
 		return ST_ERR_DECODE;
 	if (type == ST_OP_TXN && ++depth > ST_TXN_DEPTH_MAX)
 		return ST_ERR_TXN_TOO_DEEP;
-	return st_dec_body(r, op, depth);
+	return st_dec_body(r, op, n - 2u, depth);
 }
 
 int st_op_decode(const uint8_t *buf, size_t len, st_decoded **out)

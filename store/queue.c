@@ -5,7 +5,10 @@
  * A queue is ordinary MVCC keys under ST_QUEUE_PREFIX NAME "/" (layout in
  * store.h). Every write goes through st_op_put/st_op_delete, so history,
  * events, versions and the quota apply as for any key, and one queue op is
- * one revision. Time comes only from the op's now_ms.
+ * one revision. Time comes only from the op's now_ms. The batch commands
+ * (PUSH_BATCH, ACK_BATCH) run the single command's steps once per item
+ * inside that one op: a pushed batch is one entry and one revision, its
+ * messages numbered by their index in it.
  *
  * Cost: a scan over an index prefix skips keys deleted since the last
  * compaction (the history keeps their tombstones), so the store never
@@ -524,10 +527,12 @@ static int q_save(struct q_ctx *c, uint32_t sub_before)
 
 /* ---- commands ------------------------------------------------------------- */
 
-static void q_make_id(uint8_t *id, st_rev rev)
+/* <rev %020>-<index %04>: index is the message's place in its entry. */
+static void q_make_id(uint8_t *id, st_rev rev, uint32_t index)
 {
 	char t[Q_ID_BYTES + 1];
-	snprintf(t, sizeof(t), "%020lld-0000", (long long)rev);
+	assert(index < ST_QUEUE_BATCH_MAX && ST_QUEUE_BATCH_MAX <= 10000);
+	snprintf(t, sizeof(t), "%020lld-%04u", (long long)rev, (unsigned)index);
 	memcpy(id, t, Q_ID_BYTES);
 }
 
@@ -569,67 +574,97 @@ static int q_resp_add(struct q_ctx *c, const struct q_msg *m, bool payload,
 	return o->id == NULL ? ST_ERR_NOMEM : 0;
 }
 
-/* PUSH with a dedup id: if seen within the window, answers with the first
- * push's id and *dup = true. */
-static int q_dedup_check(struct q_ctx *c, bool *dup)
+/* A dedup id recorded within the window (by an earlier op or an earlier
+ * item of this batch: reads see this op's writes): *dup = true and the
+ * first push's id in first_id. */
+static int q_dedup_find(struct q_ctx *c, const struct st_queue_push_item *it,
+	bool *dup, uint8_t *first_id)
 {
-	const struct st_queue_op *op = c->op;
 	uint8_t key[Q_KEY_BYTES_MAX], *v;
 	size_t vl, kl = q_key(key, c->base, c->base_len, "dedup/", 0, false,
-		op->dedup_id, op->dedup_id_len);
+		it->dedup_id, it->dedup_id_len);
 	*dup = false;
 	int rc = q_get(c->w->st, c->w->txn, c->w->rev, key, kl, &v, &vl);
 	if (rc == ST_ERR_KEY_NOT_FOUND)
 		return 0;
 	if (rc == 0 && vl != 8 + Q_ID_BYTES)
 		rc = ST_ERR_QUEUE_INVALID;
-	if (rc == 0 && op->now_ms - q_get_i64(v) < ST_QUEUE_DEDUP_WINDOW_MS) {
-		struct q_msg m = { .count = 0 };
-		memcpy(m.id, v + 8, Q_ID_BYTES);
+	if (rc == 0 && c->op->now_ms - q_get_i64(v) < ST_QUEUE_DEDUP_WINDOW_MS) {
+		memcpy(first_id, v + 8, Q_ID_BYTES);
 		*dup = true;
-		c->resp->duplicate = true;
-		if ((rc = q_resp_msgs(c, 1)) == 0)
-			rc = q_resp_add(c, &m, false, false);
 	}
 	free(v);
 	return rc;
 }
 
-static int q_dedup_record(struct q_ctx *c, const uint8_t *id)
+static int q_dedup_record(struct q_ctx *c, const struct st_queue_push_item *it,
+	const uint8_t *id)
 {
-	const struct st_queue_op *op = c->op;
+	int64_t now = c->op->now_ms;
 	uint8_t key[Q_KEY_BYTES_MAX], v[8 + Q_ID_BYTES];
 	size_t kl = q_key(key, c->base, c->base_len, "dedup/", 0, false,
-		op->dedup_id, op->dedup_id_len);
-	st_put_u64(v, (uint64_t)op->now_ms);
+		it->dedup_id, it->dedup_id_len);
+	st_put_u64(v, (uint64_t)now);
 	memcpy(v + 8, id, Q_ID_BYTES);
 	int rc = q_put(c, key, kl, v, sizeof(v));
 	if (rc != 0)
 		return rc;
-	q_lo_insert(&c->s.x_lo, op->now_ms);
-	return q_index_set(c, "x/", op->now_ms, op->dedup_id, op->dedup_id_len,
-		true, NULL, 0);
+	q_lo_insert(&c->s.x_lo, now);
+	return q_index_set(c, "x/", now, it->dedup_id, it->dedup_id_len, true,
+		NULL, 0);
+}
+
+/* Pushes one message as message `index` of this entry (or finds it a
+ * duplicate) and appends its answer to resp->msgs (allocated by the
+ * caller for every item). */
+static int q_push_item(struct q_ctx *c, const struct st_queue_push_item *it,
+	uint32_t index)
+{
+	bool dup = false;
+	struct q_msg m = { .enqueued_ms = c->op->now_ms, .payload = it->payload,
+		.payload_len = it->payload_len, .dedup = it->dedup_id,
+		.dedup_len = it->dedup_id_len };
+	int rc = it->dedup_id_len ? q_dedup_find(c, it, &dup, m.id) : 0;
+	if (rc == 0 && dup) {
+		m.enqueued_ms = 0;   /* not known without reading the first push */
+		if ((rc = q_resp_add(c, &m, false, false)) == 0)
+			c->resp->msgs[c->resp->msgs_n - 1].duplicate = true;
+		return rc;
+	}
+	if (rc != 0)
+		return rc;
+	q_make_id(m.id, c->w->rev, index);
+	if (it->delay_ms > 0)
+		rc = q_enter(c, &m, Q_DELAYED, c->op->now_ms + it->delay_ms);
+	else
+		rc = q_enter(c, &m, Q_READY, 0);
+	if (rc == 0 && it->dedup_id_len)
+		rc = q_dedup_record(c, it, m.id);
+	return rc == 0 ? q_resp_add(c, &m, false, false) : rc;
 }
 
 static int q_push(struct q_ctx *c)
 {
 	const struct st_queue_op *op = c->op;
-	bool dup = false;
-	int rc = op->dedup_id_len ? q_dedup_check(c, &dup) : 0;
-	if (rc != 0 || dup)
-		return rc;
-	struct q_msg m = { .enqueued_ms = op->now_ms, .payload = op->payload,
-		.payload_len = op->payload_len, .dedup = op->dedup_id,
-		.dedup_len = op->dedup_id_len };
-	q_make_id(m.id, c->w->rev);
-	if (op->delay_ms > 0)
-		rc = q_enter(c, &m, Q_DELAYED, op->now_ms + op->delay_ms);
-	else
-		rc = q_enter(c, &m, Q_READY, 0);
-	if (rc == 0 && op->dedup_id_len)
-		rc = q_dedup_record(c, m.id);
-	if (rc == 0 && (rc = q_resp_msgs(c, 1)) == 0)
-		rc = q_resp_add(c, &m, false, false);
+	const struct st_queue_push_item it = { .payload = op->payload,
+		.payload_len = op->payload_len, .delay_ms = op->delay_ms,
+		.dedup_id = op->dedup_id, .dedup_id_len = op->dedup_id_len };
+	int rc = q_resp_msgs(c, 1);
+	if (rc == 0)
+		rc = q_push_item(c, &it, 0);
+	if (rc == 0)
+		c->resp->duplicate = c->resp->msgs[0].duplicate;
+	return rc;
+}
+
+/* Items in order, all in this one revision; any error undoes the whole
+ * batch (the op runs in a nested txn). */
+static int q_push_batch(struct q_ctx *c)
+{
+	const struct st_queue_op *op = c->op;
+	int rc = q_resp_msgs(c, op->pushes_n);
+	for (size_t i = 0; rc == 0 && i < op->pushes_n; i++)
+		rc = q_push_item(c, &op->pushes[i], (uint32_t)i);
 	return rc;
 }
 
@@ -729,10 +764,9 @@ static int q_pop(struct q_ctx *c)
 
 /* Parses a receipt "<id>/<count>" and loads the message it names, which
  * must be in flight with that delivery count. */
-static int q_receipt_load(struct q_ctx *c, struct q_msg *m)
+static int q_receipt_load(struct q_ctx *c, const uint8_t *r, size_t n,
+	struct q_msg *m)
 {
-	const uint8_t *r = c->op->receipt;
-	size_t n = c->op->receipt_len;
 	uint64_t count = 0;
 	if (n < Q_ID_BYTES + 2 || n > Q_ID_BYTES + 11 || r[Q_ID_BYTES] != '/')
 		return ST_ERR_QUEUE_RECEIPT;
@@ -751,11 +785,11 @@ static int q_receipt_load(struct q_ctx *c, struct q_msg *m)
 	return rc;
 }
 
-static int q_ack(struct q_ctx *c)
+static int q_ack_receipt(struct q_ctx *c, const uint8_t *receipt, size_t len)
 {
 	struct q_msg m;
 	uint8_t key[Q_KEY_BYTES_MAX];
-	int rc = q_receipt_load(c, &m);
+	int rc = q_receipt_load(c, receipt, len, &m);
 	if (rc != 0)
 		return rc;
 	if ((rc = q_unindex(c, &m)) == 0) {
@@ -766,10 +800,36 @@ static int q_ack(struct q_ctx *c)
 	return rc;
 }
 
+static int q_ack(struct q_ctx *c)
+{
+	return q_ack_receipt(c, c->op->receipt, c->op->receipt_len);
+}
+
+/* A stale receipt is that receipt's outcome, not the op's: the good ones
+ * are acked anyway. A receipt given twice is stale the second time (the
+ * first ack deleted the message in this same revision). */
+static int q_ack_batch(struct q_ctx *c)
+{
+	const struct st_queue_op *op = c->op;
+	struct st_queue_resp *r = c->resp;
+	r->acks = st_mem_alloc(c->w->mem, op->receipts_n * sizeof(*r->acks));
+	if (r->acks == NULL)
+		return ST_ERR_NOMEM;
+	for (size_t i = 0; i < op->receipts_n; i++) {
+		const struct st_queue_receipt *q = &op->receipts[i];
+		int rc = q_ack_receipt(c, q->receipt, q->receipt_len);
+		if (rc != 0 && rc != ST_ERR_QUEUE_RECEIPT)
+			return rc;
+		r->acks[r->acks_n++] = rc;
+		r->acked_n += rc == 0;
+	}
+	return 0;
+}
+
 static int q_nack(struct q_ctx *c)
 {
 	struct q_msg m;
-	int rc = q_receipt_load(c, &m);
+	int rc = q_receipt_load(c, c->op->receipt, c->op->receipt_len, &m);
 	if (rc != 0)
 		return rc;
 	if ((rc = q_unindex(c, &m)) == 0)
@@ -781,7 +841,7 @@ static int q_nack(struct q_ctx *c)
 static int q_extend(struct q_ctx *c)
 {
 	struct q_msg m;
-	int rc = q_receipt_load(c, &m);
+	int rc = q_receipt_load(c, c->op->receipt, c->op->receipt_len, &m);
 	if (rc != 0)
 		return rc;
 	if ((rc = q_unindex(c, &m)) == 0)
@@ -935,6 +995,48 @@ static bool q_bytes_ok(const uint8_t *p, size_t n, size_t max)
 	return n <= max && (n == 0 || p != NULL);
 }
 
+/* The checks of one PUSH, for PUSH and each PUSH_BATCH item. */
+static int q_push_item_validate(const struct st_queue_push_item *it)
+{
+	if (it->payload_len && it->payload == NULL)
+		return ST_ERR_INVALID;
+	bool delay_ok = it->delay_ms >= 0 && it->delay_ms <= ST_QUEUE_DELAY_MS_MAX;
+	return delay_ok && q_bytes_ok(it->dedup_id, it->dedup_id_len,
+		ST_QUEUE_DEDUP_ID_BYTES_MAX) ? 0 : ST_ERR_QUEUE_INVALID;
+}
+
+/* The whole batch must fit what one push may carry (value_bytes_max with
+ * the record overhead per message), so one entry stays within the request
+ * limit whatever the count. */
+static int q_push_batch_validate(st_store *st, const struct st_queue_op *q)
+{
+	if (q->pushes_n < 1 || q->pushes_n > ST_QUEUE_BATCH_MAX || q->pushes == NULL)
+		return ST_ERR_QUEUE_INVALID;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < q->pushes_n; i++) {
+		const struct st_queue_push_item *it = &q->pushes[i];
+		int rc = q_push_item_validate(it);
+		if (rc != 0)
+			return rc;
+		if (it->payload_len > st->opts.value_bytes_max)
+			return ST_ERR_TOO_LARGE;
+		bytes += it->payload_len + ST_QUEUE_RECORD_BYTES_OVERHEAD_MAX;
+	}
+	return bytes > st->opts.value_bytes_max ? ST_ERR_TOO_LARGE : 0;
+}
+
+static int q_ack_batch_validate(const struct st_queue_op *q)
+{
+	if (q->receipts_n < 1 || q->receipts_n > ST_QUEUE_BATCH_MAX ||
+	    q->receipts == NULL)
+		return ST_ERR_QUEUE_INVALID;
+	for (size_t i = 0; i < q->receipts_n; i++)
+		if (!q_bytes_ok(q->receipts[i].receipt, q->receipts[i].receipt_len,
+		    ST_QUEUE_RECEIPT_BYTES_MAX))
+			return ST_ERR_QUEUE_INVALID;
+	return 0;
+}
+
 int st_queue_validate(st_store *st, const struct st_op *op, unsigned depth)
 {
 	const struct st_queue_op *q = &op->u.queue;
@@ -954,6 +1056,10 @@ int st_queue_validate(st_store *st, const struct st_op *op, unsigned depth)
 			return ST_ERR_TOO_LARGE;
 		return delay_ok && q_bytes_ok(q->dedup_id, q->dedup_id_len,
 			ST_QUEUE_DEDUP_ID_BYTES_MAX) ? 0 : ST_ERR_QUEUE_INVALID;
+	case ST_Q_PUSH_BATCH:
+		return q_push_batch_validate(st, q);
+	case ST_Q_ACK_BATCH:
+		return q_ack_batch_validate(q);
 	case ST_Q_POP:
 		return vis_ok && q->max_n >= 1 && q->max_n <= ST_QUEUE_POP_MAX &&
 			q_bytes_ok(q->consumer, q->consumer_len,
@@ -981,13 +1087,14 @@ static int (*const q_cmds[])(struct q_ctx *c) = {
 	[ST_Q_PUSH] = q_push, [ST_Q_POP] = q_pop, [ST_Q_ACK] = q_ack,
 	[ST_Q_NACK] = q_nack, [ST_Q_EXTEND] = q_extend, [ST_Q_EXPIRE] = q_expire,
 	[ST_Q_REDRIVE] = q_redrive, [ST_Q_CONFIG] = q_config,
+	[ST_Q_PUSH_BATCH] = q_push_batch, [ST_Q_ACK_BATCH] = q_ack_batch,
 };
 
 int st_queue_exec(struct st_wctx *w, const struct st_op *op, struct st_op_resp *r)
 {
 	const struct st_queue_op *q = &op->u.queue;
 	struct q_ctx c = { .w = w, .op = q, .resp = &r->u.queue };
-	assert(q->cmd >= ST_Q_PUSH && q->cmd <= ST_Q_CONFIG);
+	assert(q->cmd >= ST_Q_PUSH && q->cmd <= ST_Q_ACK_BATCH);
 	r->type = ST_RESP_QUEUE;
 	c.base_len = q_base(c.base, q->queue, q->queue_len);
 	int rc = q_load(w->st, w->txn, w->rev, c.base, c.base_len, &c.s, &c.max_del);
@@ -996,8 +1103,8 @@ int st_queue_exec(struct st_wctx *w, const struct st_op *op, struct st_op_resp *
 	/* Only commands that add data answer to the quota: a store over its
 	 * quota must still let consumers pop, ack and expire to drain it. */
 	bool saved_in_txn = w->in_txn;
-	bool grows = q->cmd == ST_Q_PUSH || q->cmd == ST_Q_REDRIVE ||
-		q->cmd == ST_Q_CONFIG;
+	bool grows = q->cmd == ST_Q_PUSH || q->cmd == ST_Q_PUSH_BATCH ||
+		q->cmd == ST_Q_REDRIVE || q->cmd == ST_Q_CONFIG;
 	w->in_txn = !grows;
 	uint32_t sub_before = w->sub;
 	rc = q_cmds[q->cmd](&c);

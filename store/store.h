@@ -330,8 +330,9 @@ struct st_lease_revoke { st_lease_id id; };
  *   x/<pushed_ms %020>/<dedup id>  dedup expiry index (swept by EXPIRE)
  *   stats                     counters and index hints (binary)
  *   config                    max_deliveries (binary)
- * <id> = the push's revision as 20 zero-padded digits + "-0000" (the
- * index of the message within the entry; one message per push today).
+ * <id> = the push's revision as 20 zero-padded digits + "-" + the index
+ * of the message within the entry as 4 digits ("-0000" for PUSH; item i
+ * of a PUSH_BATCH is "-%04u" i).
  * Time comes only from the op's now_ms (the leader's clock at proposal).
  * Names are 1..ST_QUEUE_NAME_BYTES_MAX bytes of 0x21..0x7e except '/'. */
 #define ST_QUEUE_PREFIX "_rb/queue/"
@@ -353,6 +354,9 @@ struct st_lease_revoke { st_lease_id id; };
 #define ST_QUEUE_RECORD_BYTES_OVERHEAD_MAX 512u
 /* Dead letters per st_queue_dlq() call. */
 #define ST_QUEUE_DLQ_LIMIT_MAX 1000u
+/* Messages per PUSH_BATCH and receipts per ACK_BATCH (SQS allows 10; one
+ * entry of 100 small messages is still well under the request limit). */
+#define ST_QUEUE_BATCH_MAX 100u
 
 /* Never renumber (Raft log format). */
 enum st_queue_cmd {
@@ -370,6 +374,24 @@ enum st_queue_cmd {
 	ST_Q_REDRIVE = 7,        /* up to max_n dead letters back to ready
 	                          * (delivery count reset to 0) */
 	ST_Q_CONFIG = 8,         /* set max_deliveries */
+	ST_Q_PUSH_BATCH = 9,     /* pushes[0..pushes_n) in one revision ->
+	                          * msgs[i] answers pushes[i] (its id, or the
+	                          * first push's id with duplicate set) */
+	ST_Q_ACK_BATCH = 10,     /* acks receipts[0..receipts_n) -> acks[i]:
+	                          * 0 or ST_ERR_QUEUE_RECEIPT per receipt */
+};
+/* One message of a PUSH_BATCH (the fields of a PUSH). */
+struct st_queue_push_item {
+	const uint8_t *payload;
+	size_t payload_len;
+	int64_t delay_ms;        /* 0..ST_QUEUE_DELAY_MS_MAX */
+	const uint8_t *dedup_id; /* 0..ST_QUEUE_DEDUP_ID_BYTES_MAX; empty = none */
+	size_t dedup_id_len;
+};
+/* One receipt of an ACK_BATCH. */
+struct st_queue_receipt {
+	const uint8_t *receipt;  /* 0..ST_QUEUE_RECEIPT_BYTES_MAX bytes */
+	size_t receipt_len;
 };
 
 /* Which fields each command reads (others are ignored, not encoded):
@@ -384,12 +406,26 @@ enum st_queue_cmd {
  *   EXPIRE   nothing else
  *   REDRIVE  max_n (1..ST_QUEUE_POP_MAX)
  *   CONFIG   max_deliveries (1..ST_QUEUE_DELIVERIES_MAX)
+ *   PUSH_BATCH  pushes, pushes_n (1..ST_QUEUE_BATCH_MAX), each item as a
+ *            PUSH; the payloads plus ST_QUEUE_RECORD_BYTES_OVERHEAD_MAX
+ *            per item must fit value_bytes_max (ST_ERR_TOO_LARGE), so a
+ *            batch entry is never larger than the largest single push
+ *   ACK_BATCH   receipts, receipts_n (1..ST_QUEUE_BATCH_MAX)
  * Errors in the result: ST_ERR_QUEUE_INVALID (bad field, or queue keys
  * damaged by plain writes), ST_ERR_TOO_LARGE (payload over value_bytes_max
  * - ST_QUEUE_RECORD_BYTES_OVERHEAD_MAX), ST_ERR_QUEUE_RECEIPT (ACK, NACK,
- * EXTEND), ST_ERR_NOSPACE (PUSH, REDRIVE, CONFIG only: the other commands
- * drain a queue and are allowed over the quota). A failed op changes
- * nothing. */
+ * EXTEND), ST_ERR_NOSPACE (PUSH, PUSH_BATCH, REDRIVE, CONFIG only: the
+ * other commands drain a queue and are allowed over the quota). A failed
+ * op changes nothing: a PUSH_BATCH is all or nothing.
+ * Batches, message by message in order:
+ *   PUSH_BATCH  dedup applies per item, also between items of the batch:
+ *            an item whose dedup id an earlier item of the same batch
+ *            used is a duplicate of that item (its id, duplicate set).
+ *   ACK_BATCH   a receipt that is unknown or stale (also one repeated
+ *            within the batch) gets acks[i] = ST_ERR_QUEUE_RECEIPT and the
+ *            others are acked anyway (as SQS DeleteMessageBatch); the op
+ *            itself succeeds, and when no receipt was good it writes
+ *            nothing and the revision does not move. */
 struct st_queue_op {
 	uint8_t cmd;             /* enum st_queue_cmd */
 	const uint8_t *queue;
@@ -407,6 +443,10 @@ struct st_queue_op {
 	const uint8_t *receipt;
 	size_t receipt_len;
 	uint32_t max_deliveries;
+	const struct st_queue_push_item *pushes; /* PUSH_BATCH */
+	size_t pushes_n;
+	const struct st_queue_receipt *receipts; /* ACK_BATCH */
+	size_t receipts_n;
 };
 
 /* The tagged union applied by st_apply() and carried in Raft entries. */
@@ -489,14 +529,21 @@ struct st_queue_msg {
 	const uint8_t *receipt;  /* POP: "<id>/<delivery_count>" for ack/nack/extend */
 	size_t receipt_len;
 	int64_t enqueued_ms;
+	bool duplicate;          /* PUSH, PUSH_BATCH: the dedup id was seen;
+	                          * id is the first push's id */
 };
 
 struct st_queue_resp {
-	struct st_queue_msg *msgs; /* POP: claimed; PUSH: the id; REDRIVE:
-	                            * moved; st_queue_dlq: the dead letters */
+	struct st_queue_msg *msgs; /* POP: claimed; PUSH: the id; PUSH_BATCH:
+	                            * one per item, in order; REDRIVE: moved;
+	                            * st_queue_dlq: the dead letters */
 	size_t msgs_n;
 	bool duplicate;          /* PUSH: the dedup id was seen within the
 	                          * window; msgs[0].id is the first push's id */
+	int *acks;               /* ACK_BATCH: one per receipt, in order: 0
+	                          * (acked) or ST_ERR_QUEUE_RECEIPT */
+	size_t acks_n;
+	uint32_t acked_n;        /* ACK_BATCH: receipts acked */
 	uint32_t expired_n;      /* EXPIRE: in-flight messages requeued */
 	uint32_t dead_lettered_n; /* EXPIRE, NACK, POP: moved to dlq/ */
 	bool more;               /* EXPIRE: batch full, propose again;

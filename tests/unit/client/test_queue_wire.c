@@ -5,7 +5,8 @@
  * mistyped, lying and random input is an error, never a crash or an
  * over-read (run under ASan); which queue ops the client may re-send; and
  * the library's argument checks, which refuse bad input before anything
- * is sent (no server needed).
+ * is sent (no server needed). The batch ops (PUSH_BATCH, ACK_BATCH) carry
+ * their items and per-item answers through the same checks.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -251,13 +252,134 @@ Test(queue_wire, wrong_types_short_bodies_and_lying_counts_are_refused)
 	struct rb_resp r = { 0 };
 	cr_assert_eq(rb_wire_decode_reply(lie, sizeof(lie), NULL, NULL, &r), RB_ERR_PROTOCOL);
 	cr_assert_null(r.mem);
-	/* op 29 is not a queue op (yet): refused */
+	/* op 31 is not a queue op (yet): refused */
 	struct rb_op none = good;
-	none.type = 29;
+	none.type = RB_OP_TYPE_COUNT;
 	uint8_t *nb;
 	size_t nl;
 	cr_assert_eq(rb_wire_encode_request(1, &none, &nb, &nl), RB_ERR_INVALID);
 	free(bad);
+	free(buf);
+}
+
+static const struct rb_queue_push_item batch_items[3] = {
+	{ .payload = (const uint8_t *)"one", .payload_len = 3, .delay_ms = 0 },
+	{ .payload = NULL, .payload_len = 0, .delay_ms = 2500,
+	  .dedup_id = (const uint8_t *)"d-2", .dedup_id_len = 3 },
+	{ .payload = (const uint8_t *)"x\0y", .payload_len = 3, .delay_ms = INT64_MAX,
+	  .dedup_id = (const uint8_t *)"d-3", .dedup_id_len = 3 },
+};
+static const struct rb_queue_receipt batch_receipts[2] = {
+	{ (const uint8_t *)"00000000000000000042-0001/1", 27 },
+	{ (const uint8_t *)"junk", 4 },
+};
+
+static struct rb_op batch_req(uint8_t type)
+{
+	struct rb_op op = { .type = type };
+	op.u.queue.queue = (const uint8_t *)"jobs";
+	op.u.queue.queue_len = 4;
+	if (type == RB_OP_QUEUE_PUSH_BATCH) {
+		op.u.queue.items = batch_items;
+		op.u.queue.items_n = 3;
+	} else {
+		op.u.queue.receipts = batch_receipts;
+		op.u.queue.receipts_n = 2;
+	}
+	return op;
+}
+
+Test(queue_wire, batch_requests_roundtrip_with_their_items)
+{
+	struct rb_op op = batch_req(RB_OP_QUEUE_PUSH_BATCH);
+	rb_wire_request *d = req_roundtrip(&op);
+	const struct rb_queue_req *q = &rb_wire_request_op(d)->u.queue;
+	assert_bytes(q->queue, q->queue_len, "jobs");
+	cr_assert_eq(q->items_n, 3);
+	cr_assert_eq(q->receipts_n, 0);
+	for (size_t i = 0; i < 3; i++) {
+		const struct rb_queue_push_item *a = &q->items[i], *b = &batch_items[i];
+		cr_assert_eq(a->payload_len, b->payload_len, "item %zu", i);
+		cr_assert(a->payload_len == 0 || memcmp(a->payload, b->payload, a->payload_len) == 0);
+		cr_assert_eq(a->delay_ms, b->delay_ms);
+		cr_assert_eq(a->dedup_id_len, b->dedup_id_len);
+		cr_assert(a->dedup_id_len == 0 ||
+			memcmp(a->dedup_id, b->dedup_id, a->dedup_id_len) == 0);
+	}
+	rb_wire_request_free(d);
+
+	op = batch_req(RB_OP_QUEUE_ACK_BATCH);
+	d = req_roundtrip(&op);
+	q = &rb_wire_request_op(d)->u.queue;
+	cr_assert_eq(q->receipts_n, 2);
+	cr_assert_eq(q->items_n, 0);
+	assert_bytes(q->receipts[0].receipt, q->receipts[0].receipt_len,
+		"00000000000000000042-0001/1");
+	assert_bytes(q->receipts[1].receipt, q->receipts[1].receipt_len, "junk");
+	rb_wire_request_free(d);
+
+	/* a batch request of the single ops' shape (no items field) is
+	 * refused, as is an item of the wrong shape */
+	op = batch_req(RB_OP_QUEUE_ACK_BATCH);
+	op.type = RB_OP_QUEUE_ACK;
+	uint8_t *buf;
+	size_t len;
+	rb_wire_request *x = NULL;
+	uint8_t type;
+	cr_assert_eq(rb_wire_encode_request(1, &op, &buf, &len), 0);
+	cr_assert_eq(buf[3], RB_OP_QUEUE_ACK);
+	buf[3] = RB_OP_QUEUE_ACK_BATCH;
+	cr_assert_eq(rb_wire_decode_request(buf, len, NULL, &type, &x), RB_ERR_BAD_REQUEST);
+	cr_assert_eq(type, RB_OP_QUEUE_ACK_BATCH, "still reported for the error reply");
+	free(buf);
+	op = batch_req(RB_OP_QUEUE_PUSH_BATCH);
+	cr_assert_eq(rb_wire_encode_request(1, &op, &buf, &len), 0);
+	cr_assert_eq(buf[len - 20], 0x93, "the last item: a 3-array tag, then 5 + 9 + 5 bytes");
+	buf[len - 20] = 0x92;
+	cr_assert_eq(rb_wire_decode_request(buf, len, NULL, NULL, &x), RB_ERR_BAD_REQUEST);
+	free(buf);
+	/* NULL items with a count: refused at encoding */
+	op.u.queue.items = NULL;
+	cr_assert_eq(rb_wire_encode_request(1, &op, &buf, &len), RB_ERR_INVALID);
+}
+
+Test(queue_wire, batch_replies_keep_duplicates_and_results)
+{
+	struct rb_queue_msg ms[2] = {
+		{ .id = B("00000000000000000011-0000") },
+		{ .id = B("00000000000000000003-0002"), .duplicate = true },
+	};
+	struct rb_resp resp = { .header = { 1, 2, 11, 4 } };
+	resp.body.type = RB_OP_QUEUE_PUSH_BATCH;
+	resp.body.u.queue.msgs = ms;
+	resp.body.u.queue.msgs_n = 2;
+	struct rb_resp out = { 0 };
+	reply_roundtrip(RB_OP_QUEUE_PUSH_BATCH, &resp, &out);
+	cr_assert_eq(out.body.u.queue.msgs_n, 2);
+	cr_assert_not(out.body.u.queue.msgs[0].duplicate);
+	cr_assert(out.body.u.queue.msgs[1].duplicate);
+	assert_bytes(out.body.u.queue.msgs[1].id, out.body.u.queue.msgs[1].id_len,
+		"00000000000000000003-0002");
+	rb_resp_free(&out);
+
+	int results[3] = { 0, RB_ERR_KEY_NOT_FOUND, 0 };
+	resp.body = (struct rb_op_resp){ .type = RB_OP_QUEUE_ACK_BATCH };
+	resp.body.u.queue.results = results;
+	resp.body.u.queue.results_n = 3;
+	reply_roundtrip(RB_OP_QUEUE_ACK_BATCH, &resp, &out);
+	cr_assert_eq(out.body.u.queue.results_n, 3);
+	for (size_t i = 0; i < 3; i++)
+		cr_assert_eq(out.body.u.queue.results[i], results[i], "result %zu", i);
+	rb_resp_free(&out);
+
+	/* a code this client does not know is RB_ERR_UNKNOWN, not a crash */
+	results[1] = -1000;
+	uint8_t *buf;
+	size_t len;
+	cr_assert_eq(rb_wire_encode_reply(5, RB_OP_QUEUE_ACK_BATCH, &resp, &buf, &len), 0);
+	cr_assert_eq(rb_wire_decode_reply(buf, len, NULL, NULL, &out), 0);
+	cr_assert_eq(out.body.u.queue.results[1], RB_ERR_UNKNOWN);
+	rb_resp_free(&out);
 	free(buf);
 }
 
@@ -271,13 +393,24 @@ Test(queue_wire, random_mutations_never_crash)
 	rr.body.type = RB_OP_QUEUE_POP;
 	rr.body.u.queue.msgs = &m;
 	rr.body.u.queue.msgs_n = 1;
-	uint8_t *corpus[2];
-	size_t clen[2];
+	uint8_t *corpus[5];
+	size_t clen[5];
 	cr_assert_eq(rb_wire_encode_request(1, &op, &corpus[0], &clen[0]), 0);
 	cr_assert_eq(rb_wire_encode_reply(1, RB_OP_QUEUE_POP, &rr, &corpus[1], &clen[1]), 0);
+	struct rb_op pb = batch_req(RB_OP_QUEUE_PUSH_BATCH);
+	struct rb_op ab = batch_req(RB_OP_QUEUE_ACK_BATCH);
+	cr_assert_eq(rb_wire_encode_request(1, &pb, &corpus[2], &clen[2]), 0);
+	cr_assert_eq(rb_wire_encode_request(1, &ab, &corpus[3], &clen[3]), 0);
+	int results[2] = { 0, RB_ERR_KEY_NOT_FOUND };
+	struct rb_resp ar = { 0 };
+	ar.body.type = RB_OP_QUEUE_ACK_BATCH;
+	ar.body.u.queue.results = results;
+	ar.body.u.queue.results_n = 2;
+	cr_assert_eq(rb_wire_encode_reply(1, RB_OP_QUEUE_ACK_BATCH, &ar, &corpus[4],
+		&clen[4]), 0);
 	uint8_t buf[256];
 	for (int iter = 0; iter < 50000; iter++) {
-		size_t c = rng_next(&s) % 2, len = clen[c];
+		size_t c = rng_next(&s) % 5, len = clen[c];
 		cr_assert(len <= sizeof(buf));
 		memcpy(buf, corpus[c], len);
 		unsigned flips = 1 + rng_next(&s) % 4;
@@ -302,8 +435,8 @@ Test(queue_wire, random_mutations_never_crash)
 		cr_assert(rc == 0 || rc == RB_ERR_PROTOCOL, "iteration %d: %d", iter, rc);
 		rb_resp_free(&r);
 	}
-	free(corpus[0]);
-	free(corpus[1]);
+	for (size_t c = 0; c < 5; c++)
+		free(corpus[c]);
 }
 
 Test(queue_wire, which_queue_ops_may_be_resent)
@@ -317,7 +450,7 @@ Test(queue_wire, which_queue_ops_may_be_resent)
 	cr_assert_not(rb_op_is_write(&op), "a push with a dedup id is idempotent");
 	static const uint8_t writes[] = { RB_OP_QUEUE_POP, RB_OP_QUEUE_ACK,
 		RB_OP_QUEUE_NACK, RB_OP_QUEUE_EXTEND, RB_OP_QUEUE_REDRIVE,
-		RB_OP_QUEUE_CONFIG };
+		RB_OP_QUEUE_CONFIG, RB_OP_QUEUE_PUSH_BATCH, RB_OP_QUEUE_ACK_BATCH };
 	for (size_t i = 0; i < sizeof(writes); i++) {
 		struct rb_op w = { .type = writes[i] };
 		cr_assert(rb_op_is_write(&w), "op %d is a write", writes[i]);
@@ -366,6 +499,31 @@ Test(queue_wire, library_refuses_bad_arguments_without_sending)
 	REFUSED(rb_queue_config(c, "q", 0, &r));
 	REFUSED(rb_queue_config(c, "q", RB_QUEUE_DELIVERIES_MAX + 1, &r));
 	REFUSED(rb_queue_stats(c, "", &r));
+	/* batches: the count, then every item as the single call checks it */
+	static struct rb_queue_push_item items[RB_QUEUE_BATCH_MAX + 1];
+	static struct rb_queue_receipt rcpts[RB_QUEUE_BATCH_MAX + 1];
+	for (size_t i = 0; i <= RB_QUEUE_BATCH_MAX; i++) {
+		items[i] = (struct rb_queue_push_item){ .payload = rc, .payload_len = 1 };
+		rcpts[i] = (struct rb_queue_receipt){ rc, 3 };
+	}
+	REFUSED(rb_queue_push_batch(c, "q", items, 0, &r));
+	REFUSED(rb_queue_push_batch(c, "q", items, RB_QUEUE_BATCH_MAX + 1, &r));
+	REFUSED(rb_queue_push_batch(c, "q", NULL, 3, &r));
+	REFUSED(rb_queue_push_batch(c, "", items, 3, &r));
+	items[2].delay_ms = -1;
+	REFUSED(rb_queue_push_batch(c, "q", items, 3, &r));
+	items[2].delay_ms = RB_QUEUE_DELAY_MS_MAX + 1;
+	REFUSED(rb_queue_push_batch(c, "q", items, 3, &r));
+	items[2] = (struct rb_queue_push_item){ .payload = NULL, .payload_len = 2 };
+	REFUSED(rb_queue_push_batch(c, "q", items, 3, &r));
+	items[2] = (struct rb_queue_push_item){ .dedup_id = (const uint8_t *)long_name,
+		.dedup_id_len = RB_QUEUE_DEDUP_ID_BYTES_MAX + 1 };
+	REFUSED(rb_queue_push_batch(c, "q", items, 3, &r));
+	REFUSED(rb_queue_ack_batch(c, "q", rcpts, 0, &r));
+	REFUSED(rb_queue_ack_batch(c, "q", rcpts, RB_QUEUE_BATCH_MAX + 1, &r));
+	REFUSED(rb_queue_ack_batch(c, "q", NULL, 1, &r));
+	rcpts[1].receipt_len = 0;
+	REFUSED(rb_queue_ack_batch(c, "q", rcpts, 2, &r));
 #undef REFUSED
 	rb_client_close(c);
 }

@@ -4,7 +4,8 @@
  * visibility expiry, stale receipts, nack with delay, dead letters and
  * redrive, dedup, limits and quota, codec, exactly-once apply,
  * snapshot/restore, events, and a seeded random sequence checked against a
- * small model of the queue.
+ * small model of the queue (batch push and batch ack included; their own
+ * edge cases are in test_queue_batch.c).
  */
 #include "st_test.h"
 
@@ -805,6 +806,82 @@ static void mdl_receipt_cmd(struct model *md, int64_t now, const struct rcpt *r,
 		x->due = now + arg;
 }
 
+/* PUSH_BATCH of 1..8 messages: ids are <rev>-<index>, in push order. */
+static void mdl_push_batch(struct model *md, int64_t now)
+{
+	struct st_queue_push_item it[8];
+	size_t n = 1 + (size_t)(rand() % 8);
+	if (md->n + n > MODEL_MSGS_MAX)
+		return;
+	for (size_t i = 0; i < n; i++)
+		it[i] = (struct st_queue_push_item){ .payload = (const uint8_t *)"b",
+			.payload_len = 1, .delay_ms = rand() % 4 == 0 ? 1 + rand() % 500 : 0 };
+	struct st_op op = qop(ST_Q_PUSH_BATCH, QN, now);
+	op.u.queue.pushes = it;
+	op.u.queue.pushes_n = n;
+	struct st_result res;
+	cr_assert_eq(tst_apply(&t, &op, &res), 0);
+	cr_assert_eq(res.resp.u.queue.msgs_n, n);
+	for (size_t i = 0; i < n; i++) {
+		struct mmsg *x = &md->m[md->n++];
+		const struct st_queue_msg *m = &res.resp.u.queue.msgs[i];
+		char want[64];   /* room for any revision: no truncation warning */
+		snprintf(want, sizeof(want), "%020lld-%04u", (long long)res.revision,
+			(unsigned)i);
+		cr_assert(strlen(want) == ID_LEN);
+		cr_assert(m->id_len == ID_LEN && memcmp(m->id, want, ID_LEN) == 0);
+		cr_assert_not(m->duplicate);
+		memcpy(x->id, want, ID_LEN + 1);
+		x->enq = now;
+		x->count = 0;
+		if (it[i].delay_ms) {
+			x->state = M_DELAYED;
+			x->due = now + it[i].delay_ms;
+		} else {
+			mdl_ready(md, x);
+		}
+	}
+	st_result_free(&res);
+}
+
+/* ACK_BATCH of 1..6 kept receipts (repeats possible): each is acked or
+ * stale as the model says, in order; no good one = no new revision. */
+static void mdl_ack_batch(struct model *md, int64_t now, const struct rcpt *rc,
+	size_t kept)
+{
+	struct st_queue_receipt r[6];
+	size_t n = 1 + (size_t)(rand() % 6);
+	for (size_t i = 0; i < n; i++) {
+		const struct rcpt *p = &rc[(size_t)rand() % kept];
+		r[i] = (struct st_queue_receipt){ (const uint8_t *)p->s, p->n };
+	}
+	st_rev before = tst_rev(&t);
+	struct st_op op = qop(ST_Q_ACK_BATCH, QN, now);
+	op.u.queue.receipts = r;
+	op.u.queue.receipts_n = n;
+	struct st_result res;
+	cr_assert_eq(tst_apply(&t, &op, &res), 0);
+	cr_assert_eq(res.resp.u.queue.acks_n, n);
+	uint32_t acked = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct mmsg *x = mdl_find(md, r[i].receipt);
+		cr_assert_not_null(x);
+		char want[ST_QUEUE_RECEIPT_BYTES_MAX];
+		snprintf(want, sizeof(want), "%s/%u", x->id, x->count);
+		bool valid = x->state == M_INFLIGHT && strlen(want) == r[i].receipt_len &&
+			memcmp(want, r[i].receipt, r[i].receipt_len) == 0;
+		cr_assert_eq(res.resp.u.queue.acks[i], valid ? 0 : ST_ERR_QUEUE_RECEIPT,
+			"receipt %zu valid %d", i, valid);
+		if (valid) {
+			x->state = M_GONE;
+			acked++;
+		}
+	}
+	cr_assert_eq(res.resp.u.queue.acked_n, acked);
+	cr_assert_eq(res.revision, acked ? before + 1 : before);
+	st_result_free(&res);
+}
+
 static void mdl_expire(struct model *md, int64_t now)
 {
 	struct st_queue_resp er;
@@ -856,7 +933,9 @@ static void run_model(unsigned seed, size_t ops)
 	for (size_t i = 0; i < ops; i++) {
 		now += rand() % 200;
 		int r = rand() % 100;
-		if (r < 30 && md.n < MODEL_MSGS_MAX) {
+		if (r >= 22 && r < 30) {
+			mdl_push_batch(&md, now);
+		} else if (r < 22 && md.n < MODEL_MSGS_MAX) {
 			int64_t delay = rand() % 3 == 0 ? 1 + rand() % 500 : 0;
 			struct mmsg *x = &md.m[md.n++];
 			cr_assert_eq(q_push(QN, "m", now, delay, NULL, x->id, NULL), 0);
@@ -870,6 +949,8 @@ static void run_model(unsigned seed, size_t ops)
 			}
 		} else if (r < 55) {
 			mdl_pop(&md, now, rc, &rc_n);
+		} else if (r >= 64 && r < 70 && rc_n > 0) {
+			mdl_ack_batch(&md, now, rc, rc_n < RCPTS_KEPT ? rc_n : RCPTS_KEPT);
 		} else if (r < 85 && rc_n > 0) {
 			const struct rcpt *p = &rc[(size_t)rand() % (rc_n < RCPTS_KEPT ? rc_n : RCPTS_KEPT)];
 			mdl_receipt_cmd(&md, now, p, r < 70 ? ST_Q_ACK : r < 80 ? ST_Q_NACK : ST_Q_EXTEND);
