@@ -96,6 +96,10 @@ static struct {
 	uint32_t parked_n;
 	st_rev parked_rev;        /* revision the parked pops last checked */
 	struct tracked tracked[BK_QUEUE_TRACKED_MAX];
+	/* slots [0, tracked_n) have been used (they fill from 0 and are
+	 * reused, never emptied): the per-turn scans stop there instead of
+	 * touching the whole table every loop turn */
+	uint32_t tracked_n;
 	bool discovering;
 	uint8_t cursor[ST_KEY_BYTES_MAX + 1];
 	size_t cursor_len;
@@ -151,7 +155,7 @@ static rl_index last_index(struct bk_server *s)
 
 static struct tracked *track_find(const uint8_t *name, size_t len)
 {
-	for (uint32_t i = 0; i < BK_QUEUE_TRACKED_MAX; i++) {
+	for (uint32_t i = 0; i < q.tracked_n; i++) {
 		struct tracked *t = &q.tracked[i];
 		if (t->len == len && memcmp(t->name, name, len) == 0)
 			return t;
@@ -167,8 +171,11 @@ static struct tracked *track(const uint8_t *name, size_t len)
 		return t;
 	for (uint32_t i = 0; i < BK_QUEUE_TRACKED_MAX && !t; i++) {
 		struct tracked *x = &q.tracked[i];
-		if (x->len == 0)
+		if (x->len == 0) {
 			t = x;
+			if (i >= q.tracked_n)
+				q.tracked_n = i + 1;
+		}
 		else if (!idle && !x->next_due_ms && !x->refresh_at &&
 		    !x->expire_index)
 			idle = x;
@@ -611,7 +618,7 @@ static void parked_turn(struct bk_server *s)
 static void refresh_due(struct bk_server *s)
 {
 	uint32_t done = 0;
-	for (uint32_t i = 0; i < BK_QUEUE_TRACKED_MAX &&
+	for (uint32_t i = 0; i < q.tracked_n &&
 	    done < BK_QUEUE_REFRESHES_PER_TURN_MAX; i++) {
 		struct tracked *t = &q.tracked[i];
 		if (!t->len)
@@ -633,7 +640,7 @@ static void expire_due(struct bk_server *s)
 {
 	int64_t now = wall_ms();
 	uint32_t sent = 0;
-	for (uint32_t i = 0; i < BK_QUEUE_TRACKED_MAX &&
+	for (uint32_t i = 0; i < q.tracked_n &&
 	    sent < BK_QUEUE_EXPIRES_PER_TURN_MAX; i++) {
 		struct tracked *t = &q.tracked[i];
 		if (!t->len || t->expire_index || t->refresh_at ||
@@ -704,6 +711,7 @@ static void step_down(struct bk_server *s)
 		    RB_OP_QUEUE_POP, err, NULL, 0);
 	q.parked_n = 0;
 	memset(q.tracked, 0, sizeof(q.tracked));
+	q.tracked_n = 0;
 	q.discovering = false;
 	q.leader = false;
 }
@@ -711,6 +719,7 @@ static void step_down(struct bk_server *s)
 static void step_up(void)
 {
 	memset(q.tracked, 0, sizeof(q.tracked));
+	q.tracked_n = 0;
 	memcpy(q.cursor, ST_QUEUE_PREFIX, sizeof(ST_QUEUE_PREFIX) - 1);
 	q.cursor_len = sizeof(ST_QUEUE_PREFIX) - 1;
 	q.discovering = true;
