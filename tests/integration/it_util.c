@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -47,14 +48,47 @@ static void kill_all(void)
 		nftw(cleanup_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* A failure shows the end of every member's log: CI keeps no files. */
+/* The threads' stacks of a live process, to stderr, through gdb (when
+ * the machine has it; bounded by IT_STACKS_TIMEOUT_S). What a member
+ * stuck somewhere was doing is otherwise lost with it. IT_STACKS=0 skips. */
+#define IT_STACKS_TIMEOUT_S "20"
+
+static void dump_stacks(pid_t pid)
+{
+	const char *env = getenv("IT_STACKS");
+	if ((env && !strcmp(env, "0")) || kill(pid, 0) != 0)
+		return;
+	char p[16];
+	snprintf(p, sizeof(p), "%d", (int)pid);
+	fprintf(stderr, "---- threads of member pid %s ----\n", p);
+	fflush(stderr);
+	pid_t g = fork();
+	if (g == 0) {
+		int fd = open("/dev/null", O_RDONLY);
+		if (fd >= 0)
+			dup2(fd, 0);
+		dup2(2, 1);
+		execlp("timeout", "timeout", IT_STACKS_TIMEOUT_S, "gdb", "-p", p,
+		    "-batch", "-nx", "-ex", "thread apply all bt 12", (char *)NULL);
+		_exit(127);
+	}
+	if (g > 0)
+		waitpid(g, NULL, 0);
+	fprintf(stderr, "---- end of threads of pid %s ----\n", p);
+}
+
+/* A failure shows the end of every member's log and the stacks of the
+ * members still running: CI keeps no files. */
 void it_fail(void)
 {
 	struct it_cluster *c = current;
 	current = NULL;   /* a check failing in here must not recurse */
 	if (c)
-		for (int i = 0; i < c->n; i++)
+		for (int i = 0; i < c->n; i++) {
 			it_log_tail(c, i, 15);
+			if (c->m[i].pid)
+				dump_stacks(c->m[i].pid);
+		}
 	exit(1);
 }
 
@@ -220,6 +254,7 @@ int it_kill(struct it_cluster *c, int i, int sig)
 	int st = 0;
 	while (waitpid(m->pid, &st, WNOHANG) == 0) {
 		if (it_now_ms() > end) {
+			dump_stacks(m->pid);
 			kill(m->pid, SIGKILL);
 			waitpid(m->pid, &st, 0);
 			break;
