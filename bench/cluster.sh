@@ -23,29 +23,9 @@ READY_TIMEOUT_S=30
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
-# free_ports N: N distinct ports below the kernel's ephemeral range (so an
-# outgoing connection cannot grab one between this check and the bind),
-# each checked by binding it on 127.0.0.1.
+# free_ports N: N distinct free loopback ports (scripts/free-ports.py).
 free_ports() {
-	python3 - "$1" <<'PY'
-import random, socket, sys
-n, got, held = int(sys.argv[1]), [], []
-for _ in range(10000):
-    if len(got) == n:
-        break
-    p = random.randrange(20000, 32000)
-    if p in got:
-        continue
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        s.close()
-        continue
-    held.append(s)
-    got.append(p)
-print(" ".join(map(str, got)))
-PY
+	python3 scripts/free-ports.py "$1"
 }
 
 start_raftbus() {

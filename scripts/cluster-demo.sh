@@ -19,26 +19,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Six distinct free loopback ports below the kernel's ephemeral range (an
-# outgoing connection cannot take one before its member binds it), each
-# checked by binding it; all six held until chosen, then released.
-read -r -a ports < <(python3 -c '
-import random, socket
-got, held = [], []
-for _ in range(10000):
-    if len(got) == 6:
-        break
-    p = random.randrange(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        s.close()
-        continue
-    if p not in got:
-        got.append(p)
-        held.append(s)
-print(" ".join(map(str, got)))')
+# Six distinct free loopback ports (see scripts/free-ports.py).
+read -r -a ports < <(python3 scripts/free-ports.py 6)
 cluster=""
 for i in 0 1 2; do
 	cluster+="${cluster:+,}m$i=tcp://127.0.0.1:${ports[$((3 + i))]}"

@@ -145,6 +145,18 @@ static inline struct st_op op_revoke(st_lease_id id)
 	return op;
 }
 
+/* A queue op on queue `queue` at time now_ms; the caller fills the rest. */
+static inline struct st_op op_queue(uint8_t cmd, const char *queue,
+	int64_t now_ms)
+{
+	struct st_op op = { .type = ST_OP_QUEUE };
+	op.u.queue.cmd = cmd;
+	op.u.queue.queue = (const uint8_t *)queue;
+	op.u.queue.queue_len = strlen(queue);
+	op.u.queue.now_ms = now_ms;
+	return op;
+}
+
 static inline void tst_put(struct tst *t, const char *k, const char *v)
 {
 	struct st_op op = op_put_s(k, v);

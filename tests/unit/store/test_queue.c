@@ -19,21 +19,12 @@ TestSuite(queue, .init = setup, .fini = teardown, .timeout = 60);
 #define QN "jobs"
 #define ID_LEN 25
 
-static struct st_op qop(uint8_t cmd, const char *queue, int64_t now_ms)
-{
-	struct st_op op = { .type = ST_OP_QUEUE };
-	op.u.queue.cmd = cmd;
-	op.u.queue.queue = (const uint8_t *)queue;
-	op.u.queue.queue_len = strlen(queue);
-	op.u.queue.now_ms = now_ms;
-	return op;
-}
 
 /* Pushes; copies the id into id_out (ID_LEN + 1 bytes) if not NULL. */
 static int q_push(const char *queue, const char *payload, int64_t now,
 	int64_t delay, const char *dedup, char *id_out, bool *dup)
 {
-	struct st_op op = qop(ST_Q_PUSH, queue, now);
+	struct st_op op = op_queue(ST_Q_PUSH, queue, now);
 	struct st_result res;
 	op.u.queue.payload = (const uint8_t *)payload;
 	op.u.queue.payload_len = strlen(payload);
@@ -62,7 +53,7 @@ static int q_push(const char *queue, const char *payload, int64_t now,
 static int q_pop(const char *queue, int64_t now, int64_t vis, uint32_t max_n,
 	struct st_result *res)
 {
-	struct st_op op = qop(ST_Q_POP, queue, now);
+	struct st_op op = op_queue(ST_Q_POP, queue, now);
 	op.u.queue.visibility_ms = vis;
 	op.u.queue.max_n = max_n;
 	op.u.queue.consumer = (const uint8_t *)"worker";
@@ -73,7 +64,7 @@ static int q_pop(const char *queue, int64_t now, int64_t vis, uint32_t max_n,
 static int q_receipt_op(uint8_t cmd, const char *queue, int64_t now,
 	const uint8_t *rcpt, size_t rl, int64_t arg_ms)
 {
-	struct st_op op = qop(cmd, queue, now);
+	struct st_op op = op_queue(cmd, queue, now);
 	op.u.queue.receipt = rcpt;
 	op.u.queue.receipt_len = rl;
 	op.u.queue.delay_ms = cmd == ST_Q_NACK ? arg_ms : 0;
@@ -83,7 +74,7 @@ static int q_receipt_op(uint8_t cmd, const char *queue, int64_t now,
 
 static int q_expire(const char *queue, int64_t now, struct st_queue_resp *out)
 {
-	struct st_op op = qop(ST_Q_EXPIRE, queue, now);
+	struct st_op op = op_queue(ST_Q_EXPIRE, queue, now);
 	struct st_result res;
 	int err = tst_apply(&t, &op, &res);
 	if (out)
@@ -294,7 +285,7 @@ static void check_dlq(size_t want, const char *payload, uint32_t count)
 
 Test(queue, max_deliveries_dead_letter_in_one_revision_and_redrive)
 {
-	struct st_op cfg = qop(ST_Q_CONFIG, QN, 0);
+	struct st_op cfg = op_queue(ST_Q_CONFIG, QN, 0);
 	cfg.u.queue.max_deliveries = 2;
 	cr_assert_eq(tst_do(&t, &cfg), 0);
 	cr_assert_eq(q_stats(QN).max_deliveries, 2);
@@ -330,7 +321,7 @@ Test(queue, max_deliveries_dead_letter_in_one_revision_and_redrive)
 	cr_assert(put_dlq && del_m);
 	st_result_free(&res);
 	/* redrive: back to ready with a fresh delivery count */
-	struct st_op rd = qop(ST_Q_REDRIVE, QN, 5000);
+	struct st_op rd = op_queue(ST_Q_REDRIVE, QN, 5000);
 	rd.u.queue.max_n = 10;
 	cr_assert_eq(tst_apply(&t, &rd, &res), 0);
 	cr_assert_eq(res.resp.u.queue.msgs_n, 1);
@@ -398,24 +389,24 @@ Test(queue, dedup_within_window)
 Test(queue, validation_and_limits)
 {
 	struct st_result res;
-	struct st_op op = qop(ST_Q_PUSH, "", 0);
+	struct st_op op = op_queue(ST_Q_PUSH, "", 0);
 	cr_assert_eq(tst_do(&t, &op), ST_ERR_QUEUE_INVALID, "empty name");
-	op = qop(ST_Q_PUSH, "a/b", 0);
+	op = op_queue(ST_Q_PUSH, "a/b", 0);
 	cr_assert_eq(tst_do(&t, &op), ST_ERR_QUEUE_INVALID, "slash in name");
 	char longname[ST_QUEUE_NAME_BYTES_MAX + 2];
 	memset(longname, 'n', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = 0;
-	op = qop(ST_Q_PUSH, longname, 0);
+	op = op_queue(ST_Q_PUSH, longname, 0);
 	cr_assert_eq(tst_do(&t, &op), ST_ERR_QUEUE_INVALID, "name too long");
 	longname[ST_QUEUE_NAME_BYTES_MAX] = 0;
-	op = qop(ST_Q_PUSH, longname, 0);
+	op = op_queue(ST_Q_PUSH, longname, 0);
 	cr_assert_eq(tst_do(&t, &op), 0, "longest name");
-	op = qop(ST_Q_PUSH, QN, -1);
+	op = op_queue(ST_Q_PUSH, QN, -1);
 	cr_assert_eq(tst_do(&t, &op), ST_ERR_QUEUE_INVALID, "negative now");
-	op = qop(ST_Q_PUSH, QN, 0);
+	op = op_queue(ST_Q_PUSH, QN, 0);
 	op.u.queue.delay_ms = ST_QUEUE_DELAY_MS_MAX + 1;
 	cr_assert_eq(tst_do(&t, &op), ST_ERR_QUEUE_INVALID, "delay too long");
-	op = qop(ST_Q_PUSH, QN, 0);
+	op = op_queue(ST_Q_PUSH, QN, 0);
 	size_t big = t.opts.value_bytes_max - ST_QUEUE_RECORD_BYTES_OVERHEAD_MAX + 1;
 	uint8_t *payload = calloc(1, big);
 	op.u.queue.payload = payload;
@@ -431,12 +422,12 @@ Test(queue, validation_and_limits)
 	}
 	cr_assert_eq(q_pop(QN, 0, 0, 1, &res), ST_ERR_QUEUE_INVALID, "visibility 0");
 	st_result_free(&res);
-	op = qop(ST_Q_CONFIG, QN, 0);
+	op = op_queue(ST_Q_CONFIG, QN, 0);
 	cr_assert_eq(tst_do(&t, &op), ST_ERR_QUEUE_INVALID, "max_deliveries 0");
-	op = qop(99, QN, 0);
+	op = op_queue(99, QN, 0);
 	cr_assert_eq(tst_do(&t, &op), ST_ERR_QUEUE_INVALID, "unknown command");
 	/* a queue op is not allowed inside a txn */
-	struct st_op inner = qop(ST_Q_EXPIRE, QN, 0);
+	struct st_op inner = op_queue(ST_Q_EXPIRE, QN, 0);
 	struct st_op txn = { .type = ST_OP_TXN };
 	txn.u.txn.success = &inner;
 	txn.u.txn.success_n = 1;
@@ -521,7 +512,7 @@ Test(queue, over_quota_push_refused_but_consumers_drain)
 
 Test(queue, codec_round_trip_and_garbage)
 {
-	struct st_op op = qop(ST_Q_POP, QN, 123456789);
+	struct st_op op = op_queue(ST_Q_POP, QN, 123456789);
 	op.u.queue.payload = (const uint8_t *)"pl";
 	op.u.queue.payload_len = sizeof("pl") - 1;
 	op.u.queue.delay_ms = 77;
@@ -587,7 +578,7 @@ Test(queue, codec_round_trip_and_garbage)
 
 Test(queue, reapplying_an_entry_is_a_noop)
 {
-	struct st_op op = qop(ST_Q_PUSH, QN, 5);
+	struct st_op op = op_queue(ST_Q_PUSH, QN, 5);
 	op.u.queue.payload = (const uint8_t *)"once";
 	op.u.queue.payload_len = sizeof("once") - 1;
 	struct st_entry e = { .index = 10, .op = op };
@@ -816,7 +807,7 @@ static void mdl_push_batch(struct model *md, int64_t now)
 	for (size_t i = 0; i < n; i++)
 		it[i] = (struct st_queue_push_item){ .payload = (const uint8_t *)"b",
 			.payload_len = 1, .delay_ms = rand() % 4 == 0 ? 1 + rand() % 500 : 0 };
-	struct st_op op = qop(ST_Q_PUSH_BATCH, QN, now);
+	struct st_op op = op_queue(ST_Q_PUSH_BATCH, QN, now);
 	op.u.queue.pushes = it;
 	op.u.queue.pushes_n = n;
 	struct st_result res;
@@ -856,7 +847,7 @@ static void mdl_ack_batch(struct model *md, int64_t now, const struct rcpt *rc,
 		r[i] = (struct st_queue_receipt){ (const uint8_t *)p->s, p->n };
 	}
 	st_rev before = tst_rev(&t);
-	struct st_op op = qop(ST_Q_ACK_BATCH, QN, now);
+	struct st_op op = op_queue(ST_Q_ACK_BATCH, QN, now);
 	op.u.queue.receipts = r;
 	op.u.queue.receipts_n = n;
 	struct st_result res;
@@ -900,7 +891,7 @@ static void mdl_expire(struct model *md, int64_t now)
 static void mdl_redrive(struct model *md)
 {
 	uint32_t max_n = 1 + (uint32_t)(rand() % 3);
-	struct st_op op = qop(ST_Q_REDRIVE, QN, 0);
+	struct st_op op = op_queue(ST_Q_REDRIVE, QN, 0);
 	struct st_result res;
 	op.u.queue.max_n = max_n;
 	cr_assert_eq(tst_apply(&t, &op, &res), 0);
@@ -959,7 +950,7 @@ static void run_model(unsigned seed, size_t ops)
 		} else if (r < 98) {
 			mdl_redrive(&md);
 		} else {
-			struct st_op op = qop(ST_Q_CONFIG, QN, now);
+			struct st_op op = op_queue(ST_Q_CONFIG, QN, now);
 			op.u.queue.max_deliveries = 1 + (uint32_t)(rand() % 5);
 			cr_assert_eq(tst_do(&t, &op), 0);
 			md.max_del = op.u.queue.max_deliveries;

@@ -21,12 +21,7 @@ TestSuite(qbatch, .init = setup, .fini = teardown, .timeout = 60);
 
 static struct st_op qop(uint8_t cmd, int64_t now_ms)
 {
-	struct st_op op = { .type = ST_OP_QUEUE };
-	op.u.queue.cmd = cmd;
-	op.u.queue.queue = (const uint8_t *)QN;
-	op.u.queue.queue_len = strlen(QN);
-	op.u.queue.now_ms = now_ms;
-	return op;
+	return op_queue(cmd, QN, now_ms);
 }
 
 static struct st_queue_push_item item(const char *payload, int64_t delay,

@@ -20,12 +20,7 @@ TestSuite(review_queue, .init = setup, .fini = teardown, .timeout = 60);
 
 static struct st_op qop(uint8_t cmd, int64_t now_ms)
 {
-	struct st_op op = { .type = ST_OP_QUEUE };
-	op.u.queue.cmd = cmd;
-	op.u.queue.queue = (const uint8_t *)QN;
-	op.u.queue.queue_len = strlen(QN);
-	op.u.queue.now_ms = now_ms;
-	return op;
+	return op_queue(cmd, QN, now_ms);
 }
 
 static int push_dedup(int64_t now, const char *dedup)
