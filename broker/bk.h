@@ -176,8 +176,10 @@ struct bk_server;
  * sockets. Errors: BK_ERR_IO, BK_ERR_NET, BK_ERR_NOMEM (logged). Main
  * thread. cfg is copied. */
 int bk_server_open(const struct bk_config *cfg, struct bk_server **out);
-/* Runs the loop on the calling thread until bk_server_stop(). Returns BK_OK
- * on a clean stop, BK_ERR_IO if storage failed (the member must stop). */
+/* Runs the loop until bk_server_stop(), on the thread that called
+ * bk_server_open() (the loop's replies go through the sender thread only
+ * from there). Returns BK_OK on a clean stop, BK_ERR_IO if storage failed
+ * (the member must stop). */
 int bk_server_run(struct bk_server *s);
 /* Asks the loop to stop (async-signal-safe: writes one byte to a pipe). */
 void bk_server_stop(struct bk_server *s);

@@ -261,8 +261,6 @@ static void conv_resp(struct arena *a, const struct st_op_resp *in,
 
 /* ---- sending replies ---------------------------------------------------- */
 
-/* Runs on the loop thread or on a reader: touches only r (owned by the
- * caller until nng_ctx_send takes it). */
 /* The reply sender's thread: nng_ctx_send for the replies the loop made. */
 static void *sender_main(void *arg)
 {
@@ -343,8 +341,9 @@ static void sender_stop(struct bk_server *s)
 	q->started = false;
 }
 
-/* Any thread. The loop's replies go through the sender thread; a reader
- * sends its own (it is off the loop already). */
+/* Any thread; touches only r (the caller's until it is handed to nng or
+ * to the sender). The loop's replies go through the sender thread; a
+ * reader sends its own (it is off the loop already). */
 void bk_creq_send(struct bk_creq *r, uint8_t *buf, size_t len)
 {
 	nng_msg *msg = NULL;

@@ -46,10 +46,10 @@
  * snapshot). A background thread flushes it this often, and it is flushed
  * before the log is compacted and at close. */
 #define BK_STORE_SYNC_INTERVAL_MS 1000
-/* A close still running after BK_CLOSE_SLOW_MS logs the step it is in;
- * after BK_CLOSE_STALL_MS with the storage already closed (everything
- * durable), the process exits instead of waiting on the network library
- * (nng 1.5 can hang in nng_close, nanomsg/nng#1543). */
+/* A stop step still running after BK_CLOSE_SLOW_MS is logged; one running
+ * for BK_CLOSE_STALL_MS once the storage is closed (everything durable)
+ * ends the process instead of waiting on the network library (nng 1.5 can
+ * hang in nng_close, nanomsg/nng#1543). Times count per step. */
 #define BK_CLOSE_SLOW_MS 2000
 /* A loop turn longer than this is logged (with the step it is in). */
 #define BK_LOOP_STALL_MS 2000
@@ -162,8 +162,10 @@ struct bk_lease {
 	int64_t revoke_sent_ms;   /* 0 = none in flight */
 };
 
-/* Messages to one peer waiting for its send aio (bk_server.c). */
+/* Messages (and their bytes) to one peer waiting for its send aio
+ * (bk_server.c). */
 #define BK_PEER_OUTQ_MSGS_MAX 256
+#define BK_PEER_OUTQ_BYTES_MAX (64u * 1024u * 1024u)
 
 struct bk_peer {
 	struct bk_member *m;      /* in cfg.members */
@@ -177,6 +179,7 @@ struct bk_peer {
 	pthread_mutex_t mu;
 	nng_msg *outq[BK_PEER_OUTQ_MSGS_MAX];  /* mu: ring */
 	uint32_t outq_head, outq_n;            /* mu */
+	size_t outq_bytes;                     /* mu: bodies in the ring */
 	bool busy;                             /* mu: the aio is in use */
 	bool closing;                          /* mu */
 };
@@ -210,7 +213,7 @@ struct bk_server {
 	 * drains its inputs: one byte (one syscall, one wake-up) per turn,
 	 * not one per message. */
 	atomic_bool wake_pending;
-	pthread_t loop_thread;    /* set by bk_server_run */
+	pthread_t loop_thread;    /* the opener's: bk_server_run runs there */
 	/* What the loop is doing and how many turns it made: the store
 	 * flusher reports a loop stuck for BK_LOOP_STALL_MS or more. */
 	_Atomic(const char *) loop_step;

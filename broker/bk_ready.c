@@ -505,6 +505,8 @@ void bk_snapshot_abort(struct bk_server *s)
 {
 	if (!s->snapper.running)
 		return;
+	/* LMDB cannot cancel a copy: wait for it (logged: the loop stops) */
+	bk_log(BK_LOG_INFO, "waiting for the snapshot copy in progress");
 	pthread_join(s->snapper.thread, NULL);
 	s->snapper.running = false;
 	unlink(s->snapper.tmp);
@@ -550,7 +552,14 @@ int bk_snapshot_maybe(struct bk_server *s)
 			rc = snapshot_finish(s);
 	} else if (s->applied >= s->snap_last_index + s->cfg.snapshot_count &&
 	    s->applied_term) {
-		/* the copy of a big store takes long: off the loop */
+		/* the copy of a big store takes long: off the loop; with room
+		 * in the map, the writes meanwhile need not grow it (a growth
+		 * would wait for the copy, store.h) */
+		int prc = st_snapshot_prepare(s->st);
+		if (prc)
+			bk_log(BK_LOG_WARN, "snapshot: no room reserved in the store "
+			    "map (%s); writes may wait for the copy",
+			    st_strerror(prc));
 		snprintf(s->snapper.tmp, sizeof(s->snapper.tmp), "%s/tmp.db",
 		    s->snap_dir);
 		atomic_store(&s->snapper.done, false);

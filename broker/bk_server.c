@@ -181,6 +181,7 @@ static void peer_send_cb(void *arg)
 	nng_msg *next = p->outq[p->outq_head];
 	p->outq_head = (p->outq_head + 1) % BK_PEER_OUTQ_MSGS_MAX;
 	p->outq_n--;
+	p->outq_bytes -= nng_msg_len(next);
 	pthread_mutex_unlock(&p->mu);
 	nng_aio_set_msg(p->aio, next);
 	nng_send_aio(p->sock, p->aio);
@@ -195,7 +196,8 @@ static void peer_send_bytes(struct bk_peer *p, uint8_t *buf, size_t len)
 	}
 	free(buf);
 	pthread_mutex_lock(&p->mu);
-	if (p->closing || (p->busy && p->outq_n == BK_PEER_OUTQ_MSGS_MAX)) {
+	if (p->closing || (p->busy && (p->outq_n == BK_PEER_OUTQ_MSGS_MAX ||
+	    len > BK_PEER_OUTQ_BYTES_MAX - p->outq_bytes))) {
 		pthread_mutex_unlock(&p->mu);
 		nng_msg_free(msg);   /* stopping, or the peer is not keeping up */
 		return;
@@ -203,6 +205,7 @@ static void peer_send_bytes(struct bk_peer *p, uint8_t *buf, size_t len)
 	if (p->busy) {
 		p->outq[(p->outq_head + p->outq_n) % BK_PEER_OUTQ_MSGS_MAX] = msg;
 		p->outq_n++;
+		p->outq_bytes += len;
 		pthread_mutex_unlock(&p->mu);
 		return;
 	}
@@ -221,7 +224,15 @@ static void peer_close(struct bk_peer *p)
 	p->closing = true;
 	pthread_mutex_unlock(&p->mu);
 	nng_aio_stop(p->aio);
+	/* a send the callback started as the aio stopped is refused without
+	 * a callback: its message is still in the aio */
+	nng_msg *left = nng_aio_get_msg(p->aio);
+	if (left) {
+		nng_aio_set_msg(p->aio, NULL);
+		nng_msg_free(left);
+	}
 	while (p->outq_n) {
+		p->outq_bytes -= nng_msg_len(p->outq[p->outq_head]);
 		nng_msg_free(p->outq[p->outq_head]);
 		p->outq_head = (p->outq_head + 1) % BK_PEER_OUTQ_MSGS_MAX;
 		p->outq_n--;
@@ -554,7 +565,6 @@ static void auto_compact(struct bk_server *s)
 
 int bk_server_run(struct bk_server *s)
 {
-	s->loop_thread = pthread_self();
 	s->now_ms = bk_now_ms();
 	s->next_tick_ms = s->now_ms + s->cfg.heartbeat_ms;
 	s->next_compact_ms = s->now_ms + (s->cfg.compaction_periodic ?
@@ -799,6 +809,8 @@ int bk_server_open(const struct bk_config *cfg, struct bk_server **out)
 	if (!s)
 		return BK_ERR_NOMEM;
 	s->cfg = *cfg;
+	/* before any thread starts: the loop runs on the opener's thread */
+	s->loop_thread = pthread_self();
 	s->wake_fd[0] = s->wake_fd[1] = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->sync_mu, NULL);
@@ -819,47 +831,56 @@ out_close:
 	return rc;
 }
 
-/* Watches a close: logs the step a slow close is in, and ends the process
- * when the network teardown stalls after the storage is closed. */
+/* Watches a close: logs a step that is slow, and ends the process when
+ * the network teardown stalls after the storage is closed. Times count
+ * from the start of the current step. */
 struct close_watch {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	const char *step;      /* mu */
+	int64_t step_ms;       /* mu: when the step began */
 	bool storage_closed;   /* mu */
 	bool done;             /* mu */
 };
 
-static void close_watch_wait(struct close_watch *cw, int64_t until_ms)
+static void close_watch_nap(struct close_watch *cw)
 {
-	while (!cw->done && bk_now_ms() < until_ms) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&cw->cv, &cw->mu, &ts);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 50 * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
 	}
+	pthread_cond_timedwait(&cw->cv, &cw->mu, &ts);
 }
 
 static void *close_watch_main(void *arg)
 {
 	struct close_watch *cw = arg;
-	int64_t start = bk_now_ms();
+	const char *told_slow = NULL, *told_stall = NULL;
 	pthread_mutex_lock(&cw->mu);
-	close_watch_wait(cw, start + BK_CLOSE_SLOW_MS);
-	if (!cw->done)
-		bk_log(BK_LOG_WARN, "stopping is slow: %s", cw->step);
-	close_watch_wait(cw, start + BK_CLOSE_STALL_MS);
-	if (!cw->done && cw->storage_closed) {
-		bk_log(BK_LOG_WARN, "stopping stalled in the network library "
-		    "(%s); the storage is closed, exiting", cw->step);
-		_exit(0);
-	}
 	while (!cw->done) {
-		bk_log(BK_LOG_ERROR, "stopping stalled: %s", cw->step);
-		close_watch_wait(cw, bk_now_ms() + BK_CLOSE_STALL_MS);
+		close_watch_nap(cw);
+		int64_t in_step = bk_now_ms() - cw->step_ms;
+		if (cw->done || in_step < BK_CLOSE_SLOW_MS)
+			continue;
+		if (told_slow != cw->step) {
+			bk_log(BK_LOG_WARN, "stopping is slow: %s", cw->step);
+			told_slow = cw->step;
+		}
+		if (in_step < BK_CLOSE_STALL_MS)
+			continue;
+		if (cw->storage_closed) {
+			bk_log(BK_LOG_WARN, "stopping stalled in the network "
+			    "library (%s); the storage is closed, exiting",
+			    cw->step);
+			_exit(0);
+		}
+		if (told_stall != cw->step) {
+			bk_log(BK_LOG_ERROR, "stopping stalled: %s", cw->step);
+			told_stall = cw->step;
+		}
 	}
 	pthread_mutex_unlock(&cw->mu);
 	return NULL;
@@ -870,6 +891,7 @@ static void close_step(struct close_watch *cw, const char *step,
 {
 	pthread_mutex_lock(&cw->mu);
 	cw->step = step;
+	cw->step_ms = bk_now_ms();
 	cw->storage_closed = storage_closed;
 	pthread_mutex_unlock(&cw->mu);
 }
@@ -880,7 +902,8 @@ void bk_server_close(struct bk_server *s)
 {
 	if (!s)
 		return;
-	struct close_watch cw = { .step = "stopping the readers" };
+	struct close_watch cw = { .step = "stopping the readers",
+	    .step_ms = bk_now_ms() };
 	pthread_mutex_init(&cw.mu, NULL);
 	pthread_cond_init(&cw.cv, NULL);
 	pthread_t watcher;

@@ -5,7 +5,9 @@
  * Exit codes: 0 clean stop (and --help/--version), 1 runtime failure
  * (storage, sockets), 2 bad usage.
  */
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,13 +15,20 @@
 
 extern char **environ;
 
-static struct bk_server *running;
+/* The server a signal stops, and how many handlers are using it: the
+ * handler may run on any thread, so main clears `running` and waits for
+ * handlers in progress before it frees the server. */
+static _Atomic(struct bk_server *) running;
+static atomic_int in_handler;
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	if (running)
-		bk_server_stop(running);
+	atomic_fetch_add(&in_handler, 1);
+	struct bk_server *s = atomic_load(&running);
+	if (s)
+		bk_server_stop(s);
+	atomic_fetch_sub(&in_handler, 1);
 }
 
 int main(int argc, char **argv)
@@ -41,14 +50,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "raftbus: cannot start: %s\n", bk_strerror(rc));
 		return rc == BK_ERR_USAGE ? 2 : 1;   /* 2: a flag is wrong */
 	}
-	running = s;
+	atomic_store(&running, s);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	rc = bk_server_run(s);
-	running = NULL;
+	atomic_store(&running, NULL);
+	while (atomic_load(&in_handler))
+		sched_yield();
 	bk_server_close(s);
 	return rc ? 1 : 0;
 }

@@ -612,6 +612,23 @@ static int st_map_grow(st_store *st)
 	return 0;
 }
 
+int st_snapshot_prepare(st_store *st)
+{
+	MDB_envinfo info;
+	MDB_stat stat;
+	if (mdb_env_info(st->env, &info) != 0 || mdb_env_stat(st->env, &stat))
+		return ST_ERR_IO;
+	uint64_t used = ((uint64_t)info.me_last_pgno + 1) * stat.ms_psize;
+	uint64_t want = used > ST_SNAPSHOT_FREE_ROOM_MIN_BYTES ? used :
+	    ST_SNAPSHOT_FREE_ROOM_MIN_BYTES;
+	while (st->map_bytes - used < want) {
+		int rc = st_map_grow(st);   /* DISK_FULL at map_bytes_max */
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 int st_apply(st_store *st, const struct st_entry *entries, size_t n,
 	struct st_result *results)
 {

@@ -817,6 +817,16 @@ int st_snapshot_fd(st_store *st, int fd);
 /* Same into a new file at `path` (created or truncated, fsync'd). */
 int st_snapshot_file(st_store *st, const char *path);
 
+/* Writer thread, before st_snapshot_*() runs on another thread: grows the
+ * map until its free room is at least the room in use (and at least
+ * ST_SNAPSHOT_FREE_ROOM_MIN_BYTES), within map_bytes_max. A copy pins every
+ * page it reads, so the writes made meanwhile take new pages; with this
+ * room they rarely need a map growth, which would wait for the copy.
+ * Errors: ST_ERR_DISK_FULL (at map_bytes_max: the copy may still run),
+ * ST_ERR_IO. */
+#define ST_SNAPSHOT_FREE_ROOM_MIN_BYTES (64ull * 1024u * 1024u)
+int st_snapshot_prepare(st_store *st);
+
 /* Checks the snapshot file at `path` as st_restore_file() does and sets
  * *applied to the applied index it holds. Any thread. Errors:
  * ST_ERR_CORRUPT, ST_ERR_IO. */

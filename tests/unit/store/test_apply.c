@@ -226,6 +226,54 @@ Test(apply, map_grows_and_disk_full_is_fatal)
 	tst_close(&q);
 }
 
+/* Before a copy off the writer thread, the map gets free room at least
+ * as big as the room in use, so that writes during the copy need no
+ * growth; the copy holds the applied index it was made at. */
+Test(apply, snapshot_prepare_reserves_room_and_copy_names_its_index)
+{
+	struct st_options o;
+	struct tst q;
+	char k[16], path[512];
+	st_options_init(&o);
+	o.map_bytes = 1u << 20;
+	o.map_bytes_max = 512u << 20;
+	tst_open_opts(&q, &o);
+	for (int i = 0; i < 40; i++) {
+		snprintf(k, sizeof(k), "k%02d", i);
+		cr_assert_eq(put_sized(&q, k, 60000), 0);
+	}
+	struct st_status before, after;
+	cr_assert_eq(st_status(q.st, &before), 0);
+	cr_assert_eq(st_snapshot_prepare(q.st), 0);
+	cr_assert_eq(st_status(q.st, &after), 0);
+	cr_assert_geq(after.map_bytes, before.map_bytes +
+	    ST_SNAPSHOT_FREE_ROOM_MIN_BYTES, "map %llu -> %llu",
+	    (unsigned long long)before.map_bytes,
+	    (unsigned long long)after.map_bytes);
+	/* enough already: nothing more */
+	cr_assert_eq(st_snapshot_prepare(q.st), 0);
+	struct st_status again;
+	cr_assert_eq(st_status(q.st, &again), 0);
+	cr_assert_eq(again.map_bytes, after.map_bytes);
+	snprintf(path, sizeof(path), "%s.snap", q.dir);
+	cr_assert_eq(st_snapshot_file(q.st, path), 0);
+	st_index at = 0;
+	cr_assert_eq(st_snapshot_applied(path, &at), 0);
+	cr_assert_eq(at, st_applied_index(q.st));
+	unlink(path);
+	/* a capped map: DISK_FULL, and the store still works */
+	tst_close(&q);
+	o.map_bytes_max = 4u << 20;
+	tst_open_opts(&q, &o);
+	for (int i = 0; i < 40; i++) {
+		snprintf(k, sizeof(k), "k%02d", i);
+		cr_assert_eq(put_sized(&q, k, 60000), 0);
+	}
+	cr_assert_eq(st_snapshot_prepare(q.st), ST_ERR_DISK_FULL);
+	cr_assert_eq(put_sized(&q, "more", 100), 0);
+	tst_close(&q);
+}
+
 static void check_same(st_store *a, st_store *b)
 {
 	struct st_status sa, sb;
