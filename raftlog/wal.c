@@ -627,6 +627,20 @@ static int wal_fill_new(int fd, uint64_t seq, rl_index first, uint64_t size,
 	return fsync(fd) != 0 ? errno : 0;
 }
 
+/* The end of preparing a new file `name` (open as fd): on success (e == 0)
+ * hands fd out; on failure closes and deletes it. Returns e. */
+static int wal_keep_or_drop(struct wal *w, int fd, const char *name, int e,
+			    int *fd_out)
+{
+	if (e != 0) {
+		close(fd);
+		unlinkat(w->dir_fd, name, 0);
+		return e;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
 /* The synchronous path of wal_create(): a new file filled here, renamed
  * into place. *fd_out: its descriptor. Returns 0 or an errno value (the
  * file is gone again). */
@@ -645,13 +659,7 @@ static int wal_create_sync(struct wal *w, uint64_t seq, rl_index first,
 	e = wal_fill_new(fd, seq, first, size, first_rec, first_len);
 	if (e == 0 && renameat(w->dir_fd, tmp, w->dir_fd, name) != 0)
 		e = errno;
-	if (e != 0) {
-		close(fd);
-		unlinkat(w->dir_fd, tmp, 0);
-		return e;
-	}
-	*fd_out = fd;
-	return 0;
+	return wal_keep_or_drop(w, fd, tmp, e, fd_out);
 }
 
 /* Takes the spare if it is ready and exactly size bytes (segments are
@@ -927,13 +935,7 @@ static int wal_spare_fill(struct wal *w, uint64_t size, int *fd_out)
 		else if (fsync(fd) != 0)
 			e = errno;
 	}
-	if (e != 0) {
-		close(fd);
-		unlinkat(w->dir_fd, WAL_SPARE_NAME, 0);
-		return e;
-	}
-	*fd_out = fd;
-	return 0;
+	return wal_keep_or_drop(w, fd, WAL_SPARE_NAME, e, fd_out);
 }
 
 /* The outcome of one preparation; called with the mutex held. */
