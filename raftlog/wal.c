@@ -885,29 +885,22 @@ static void wal_spare_wait_hold(struct wal *w)
  * piece waited for before the next is queued): the device then never holds
  * more than that much of the spare in its queue, so a save's fdatasync is
  * not stuck behind tens of MiB of zeros, and the final fsync has little
- * left to write. Asks wal_spare_stopping() between chunks. Returns 0 or
+ * left to write. Asks wal_spare_stopping() between pieces. Returns 0 or
  * an errno value (ECANCELED when stopped).
  */
 static int wal_spare_write_zeros(struct wal *w, int fd, uint64_t size)
 {
-	uint64_t flushed = 0;
-
-	for (uint64_t off = 0; off < size;) {
-		size_t k = size - off < WAL_ZERO_CHUNK_BYTES ? (size_t)(size - off)
-							     : WAL_ZERO_CHUNK_BYTES;
-		int e = wal_write_all(fd, wal_zeros, k, off);
+	for (uint64_t off = 0, end; off < size; off = end) {
+		end = size - off < WAL_SPARE_FLUSH_BYTES ? size
+						      : off + WAL_SPARE_FLUSH_BYTES;
+		int e = wal_write_zeros(fd, off, end);
 		if (e != 0)
 			return e;
-		off += k;
-		if (off - flushed >= WAL_SPARE_FLUSH_BYTES || off == size) {
-			if (sync_file_range(fd, (off_t)flushed,
-					    (off_t)(off - flushed),
-					    SYNC_FILE_RANGE_WAIT_BEFORE |
-						    SYNC_FILE_RANGE_WRITE |
-						    SYNC_FILE_RANGE_WAIT_AFTER) != 0)
-				return errno;
-			flushed = off;
-		}
+		if (sync_file_range(fd, (off_t)off, (off_t)(end - off),
+				    SYNC_FILE_RANGE_WAIT_BEFORE |
+					    SYNC_FILE_RANGE_WRITE |
+					    SYNC_FILE_RANGE_WAIT_AFTER) != 0)
+			return errno;
 		if (wal_spare_stopping(w))
 			return ECANCELED;
 	}
