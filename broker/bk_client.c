@@ -365,7 +365,8 @@ void bk_creq_send(struct bk_creq *r, uint8_t *buf, size_t len)
 	r->state = BK_CREQ_SEND;
 	nng_aio_set_msg(r->aio, msg);
 	struct bk_server *s = r->s;
-	if (s->sender.started && pthread_equal(pthread_self(), s->loop_thread))
+	if (s->sender.started && pthread_equal(pthread_self(), s->loop_thread) &&
+	    s->sender.inline_n++ >= BK_REPLIES_INLINE_MAX)
 		sender_put(s, r);
 	else
 		nng_ctx_send(r->ctx, r->aio);

@@ -29,6 +29,9 @@
  * flight at once (each further request waits in nng's queue): every watch
  * poll may hold one while it waits, and 512 more serve other requests. */
 #define BK_CLIENT_CTX_MAX (BK_WATCH_POLLS_MAX + 512u)
+/* Replies the loop sends itself per turn before it hands the rest to the
+ * sender thread: a lone reply is not worth a thread hand-off. */
+#define BK_REPLIES_INLINE_MAX 2u
 /* Peer messages waiting for the loop; beyond, new ones are dropped. */
 #define BK_PEER_INBOX_MAX 4096u
 /* Bytes of peer messages waiting for the loop; beyond, new ones are
@@ -229,6 +232,7 @@ struct bk_server {
 		bool stop;                               /* mu */
 		struct bk_creq *ring[BK_CLIENT_CTX_MAX]; /* mu */
 		uint32_t head, n;                        /* mu */
+		uint32_t inline_n;  /* loop: replies sent inline this turn */
 	} sender;
 	/* The newest hard state whose only change, the commit index, was not
 	 * written: Raft does not need it durable (must_sync), and a restart

@@ -108,10 +108,25 @@ out_close:
 	return ok;
 }
 
-static void send_msgs(struct bk_server *s, struct rl_msg *msgs, size_t n)
+/* An append that carries no entry only moves a follower's commit index:
+ * nothing waits on it, while the proposers wait on the apply. */
+static bool commit_only(const struct rl_msg *m)
+{
+	return m->type == RL_MSG_APPEND && m->entries_n == 0;
+}
+
+/* Sends msgs; with `later` set, only the commit-only ones, else only the
+ * others (SEND_ALL: every one). */
+enum which { SEND_ALL, SEND_FIRST, SEND_LATER };
+
+static void send_msgs(struct bk_server *s, struct rl_msg *msgs, size_t n,
+    enum which which)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct rl_msg *m = &msgs[i];
+		if (which != SEND_ALL &&
+		    commit_only(m) != (which == SEND_LATER))
+			continue;
 		uint8_t *buf = NULL;
 		if (m->type == RL_MSG_SNAPSHOT && !m->snap_data) {
 			if (snapshot_fill(s, m, &buf))
@@ -386,8 +401,11 @@ int bk_ready_handle(struct bk_server *s)
 		bk_log(BK_LOG_WARN, "ready: %s", rl_strerror(rc));
 		return BK_OK; /* nothing handed out; retried next turn */
 	}
+	/* With entries to apply, the appends that only carry the new commit
+	 * index go out after the apply and its replies. */
+	enum which now = rd.committed_n ? SEND_FIRST : SEND_ALL;
 	bk_loop_step(s, "sending to peers");
-	send_msgs(s, rd.msgs_now, rd.msgs_now_n);
+	send_msgs(s, rd.msgs_now, rd.msgs_now_n, now);
 	bk_loop_step(s, "writing the log");
 	rc = persist(s, &rd);
 	if (rc == BK_OK && rd.has_snapshot)
@@ -398,13 +416,17 @@ int bk_ready_handle(struct bk_server *s)
 		return rc;
 	}
 	bk_loop_step(s, "sending to peers after the write");
-	send_msgs(s, rd.msgs, rd.msgs_n);
+	send_msgs(s, rd.msgs, rd.msgs_n, SEND_ALL);
 	role_change(s, &rd);
 	bk_loop_step(s, "applying");
 	if (rd.committed_n && (rc = apply(s, rd.committed, rd.committed_n))) {
 		s->failed = true;
 		rl_advance(s->node, &rd);
 		return rc;
+	}
+	if (now == SEND_FIRST) {
+		bk_loop_step(s, "sending commit indexes to peers");
+		send_msgs(s, rd.msgs_now, rd.msgs_now_n, SEND_LATER);
 	}
 	take_read_states(s, &rd);
 	rl_advance(s->node, &rd);

@@ -475,6 +475,7 @@ static bool loop_wait(struct bk_server *s)
 	/* after the pipe is drained and before the inputs are: whoever
 	 * queues something after this writes a new byte */
 	atomic_store(&s->wake_pending, false);
+	s->sender.inline_n = 0;
 	s->now_ms = bk_now_ms();
 	return !stop;
 }
