@@ -356,14 +356,23 @@ struct rbb_stream;
 typedef int (*rbb_stamp_fn)(const uint8_t *prefix, size_t prefix_len,
     const struct rb_event *ev, uint64_t *sent_ns);
 
-/* Creates the stream's n readers (actors of f on the flow's sockets
- * first_sock .. first_sock + socks_n - 1, round robin). prefix is copied;
- * want = events each reader must get. Returns NULL (printed) when out of
- * memory. */
+/* Readers of one connection sharing a chain of watch polls, by default
+ * (--per-poll): a reply's RB_WATCH_EVENTS_MAX events go a long way with
+ * 10 busy readers, not with 100. */
+#define RBB_READERS_PER_POLL 10u
+
+/* Creates the stream's n readers, spread round robin over the flow's
+ * sockets first_sock .. first_sock + socks_n - 1: the readers of a socket
+ * share chains of polls of per_poll watches each (one actor of f per
+ * chain; at most RB_WATCHES_PER_POLL_MAX), or with per_poll 1 each reader
+ * is an actor with its own chain. prefix is copied; want = events each
+ * reader must get. Returns NULL (printed) when out of memory. */
 struct rbb_stream *rbb_stream_new(rbb_flow *f, struct rbb_stats *st,
     const uint8_t *prefix, size_t prefix_len, rb_rev start_rev,
     uint64_t want, unsigned readers_n, int first_sock, unsigned socks_n,
-    rbb_stamp_fn stamp);
+    unsigned per_poll, rbb_stamp_fn stamp);
+/* The actors rbb_stream_new added to the flow (to start them). */
+unsigned rbb_stream_actors(const struct rbb_stream *s);
 /* Readers whose first poll (wait 0) was answered. Any thread. */
 unsigned rbb_stream_ready(const struct rbb_stream *s);
 /* Events accepted by all readers (for rbb_flow_goal). */
@@ -396,6 +405,7 @@ struct rbb_fanout {
 	const struct rbb_writer_ops *wops;
 	void *warg;
 	rbb_stamp_fn stamp;
+	unsigned per_poll;       /* see rbb_stream_new; 0 = RBB_READERS_PER_POLL */
 };
 
 /* Runs it and fills st (duration_s included); sets run->clients to the

@@ -6,6 +6,15 @@
  * reader and any member may serve it; the reader continues from each
  * reply's next_rev/next_sub.
  *
+ * The readers of one connection share chains of polls, `per_poll`
+ * readers to a chain and one watch per reader in each poll (a "poller", as
+ * libraftbus's rb_watcher multiplexes its watches, clientv3 carries every
+ * watch of a client on one gRPC stream and nats.go every subscription on
+ * one connection): the server answers them in one reply. With per_poll 1
+ * each reader has its own chain. A reply carries at most
+ * RB_WATCH_EVENTS_MAX events in all, so a chain of many busy readers waits
+ * for more round trips: the workloads default to RBB_READERS_PER_POLL.
+ *
  * What is measured: every accepted event is recorded with its delivery
  * latency (receive time minus the send time stamped in the write). What is
  * checked, per reader: revisions only grow (a repeated revision is a
@@ -41,6 +50,17 @@ struct rbb_reader {
 	uint64_t extra;              /* beyond `want` */
 };
 
+/* Readers sharing one chain of polls (at most RB_WATCHES_PER_POLL_MAX). */
+struct rbb_poller {
+	struct rbb_stream *s;
+	unsigned *readers;           /* indices in s->readers */
+	unsigned readers_n;
+	struct rb_watch_spec *specs; /* the poll in flight */
+	unsigned *in_poll;           /* the reader of each of its watches */
+	unsigned in_poll_n;
+	bool ready;
+};
+
 struct rbb_stream {
 	rbb_flow *f;
 	struct rbb_stats *st;
@@ -52,6 +72,9 @@ struct rbb_stream {
 	rbb_stamp_fn stamp;
 	struct rbb_reader *readers;
 	unsigned readers_n;
+	struct rbb_poller *pollers;  /* NULL: a chain per reader */
+	unsigned pollers_n;
+	unsigned actors_n;
 	atomic_uint ready;
 	atomic_uint_fast64_t delivered;
 	atomic_uint_fast64_t last_ns;
@@ -110,32 +133,22 @@ static void note_last(struct rbb_stream *s, uint64_t now)
 		;
 }
 
-static int reader_reply(void *arg, int err, const struct rb_resp *resp)
+/* One reader's result in a poll reply. */
+static void reader_result(struct rbb_reader *r,
+    const struct rb_watch_result *res, uint64_t now)
 {
-	struct rbb_reader *r = arg;
 	struct rbb_stream *s = r->s;
-	if (err) {
-		/* the position is unchanged: the next poll asks again */
-		atomic_fetch_add(&s->poll_errors, 1);
-		return RBB_ERROR_BACKOFF_MS;
-	}
-	if (resp->body.type != RB_OP_WATCH ||
-	    resp->body.u.watch.results_n != 1) {
-		atomic_fetch_add(&s->bad_replies, 1);
-		return RBB_ERROR_BACKOFF_MS;
-	}
 	if (!r->ready) {
 		r->ready = true;
 		atomic_fetch_add(&s->ready, 1);
 	}
-	const struct rb_watch_result *res = &resp->body.u.watch.results[0];
 	if (res->canceled) {
 		r->canceled = true;
 		fprintf(stderr, "raftbus-bench: a reader's watch was cancelled: "
 		    "%s\n", rb_strerror(res->err));
-		return 0;
+		return;
 	}
-	uint64_t now = rbb_now_ns(), accepted = 0;
+	uint64_t accepted = 0;
 	for (size_t i = 0; i < res->events_n; i++)
 		accepted += reader_event(r, &res->events[i], now);
 	if (accepted) {
@@ -146,7 +159,32 @@ static int reader_reply(void *arg, int err, const struct rb_resp *resp)
 		r->spec.start_rev = res->next_rev;
 		r->spec.start_sub = res->next_sub;
 	}
+}
+
+/* A poll's outcome: 0 when its `n` results can be taken, else the backoff
+ * (the positions are unchanged: the next poll asks again). */
+static int poll_outcome(struct rbb_stream *s, int err,
+    const struct rb_resp *resp, size_t n)
+{
+	if (err) {
+		atomic_fetch_add(&s->poll_errors, 1);
+		return RBB_ERROR_BACKOFF_MS;
+	}
+	if (resp->body.type != RB_OP_WATCH ||
+	    resp->body.u.watch.results_n != n) {
+		atomic_fetch_add(&s->bad_replies, 1);
+		return RBB_ERROR_BACKOFF_MS;
+	}
 	return 0;
+}
+
+static int reader_reply(void *arg, int err, const struct rb_resp *resp)
+{
+	struct rbb_reader *r = arg;
+	int rc = poll_outcome(r->s, err, resp, 1);
+	if (rc == 0)
+		reader_result(r, &resp->body.u.watch.results[0], rbb_now_ns());
+	return rc;
 }
 
 static const struct rbb_actor_ops reader_ops = {
@@ -154,11 +192,87 @@ static const struct rbb_actor_ops reader_ops = {
 	.reply = reader_reply,
 };
 
+/* The next poll of a poller: one watch per reader still reading. */
+static int poller_next(void *arg, struct rb_op *op)
+{
+	struct rbb_poller *p = arg;
+	p->in_poll_n = 0;
+	for (unsigned i = 0; i < p->readers_n; i++) {
+		struct rbb_reader *r = &p->s->readers[p->readers[i]];
+		if (r->canceled || r->got >= p->s->want)
+			continue;
+		p->specs[p->in_poll_n] = r->spec;
+		p->in_poll[p->in_poll_n++] = p->readers[i];
+	}
+	if (p->in_poll_n == 0)
+		return RBB_ACTOR_DONE;
+	op->type = RB_OP_WATCH;
+	op->u.watch.watches = p->specs;
+	op->u.watch.watches_n = p->in_poll_n;
+	op->u.watch.wait_ms = p->ready ? RBB_STREAM_POLL_WAIT_MS : 0;
+	return 0;
+}
+
+static int poller_reply(void *arg, int err, const struct rb_resp *resp)
+{
+	struct rbb_poller *p = arg;
+	int rc = poll_outcome(p->s, err, resp, p->in_poll_n);
+	if (rc)
+		return rc;
+	p->ready = true;
+	uint64_t now = rbb_now_ns();
+	for (unsigned k = 0; k < p->in_poll_n; k++)
+		reader_result(&p->s->readers[p->in_poll[k]],
+		    &resp->body.u.watch.results[k], now);
+	return 0;
+}
+
+static const struct rbb_actor_ops poller_ops = {
+	.next = poller_next,
+	.reply = poller_reply,
+};
+
+/* Readers i, i + socks_n, ... of socket first_sock + i share pollers of
+ * at most per_poll watches. */
+static int pollers_new(struct rbb_stream *s, int first_sock,
+    unsigned socks_n, unsigned per_poll)
+{
+	unsigned per_sock = (s->readers_n + socks_n - 1) / socks_n;
+	unsigned chains = (per_sock + per_poll - 1) / per_poll;
+	s->pollers = calloc((size_t)socks_n * chains, sizeof(*s->pollers));
+	if (s->pollers == NULL)
+		return -1;
+	for (unsigned sk = 0; sk < socks_n; sk++) {
+		for (unsigned c = 0; c < chains; c++) {
+			struct rbb_poller *p = &s->pollers[s->pollers_n];
+			p->s = s;
+			p->readers = calloc(per_poll, sizeof(*p->readers));
+			p->in_poll = calloc(per_poll, sizeof(*p->in_poll));
+			p->specs = calloc(per_poll, sizeof(*p->specs));
+			if (!p->readers || !p->in_poll || !p->specs)
+				return -1;
+			s->pollers_n++;
+			for (unsigned i = sk + c * per_poll *
+			    socks_n; i < s->readers_n &&
+			    p->readers_n < per_poll; i += socks_n)
+				p->readers[p->readers_n++] = i;
+			if (p->readers_n && rbb_flow_actor(s->f,
+			    first_sock + (int)sk, &poller_ops, p) < 0)
+				return -1;
+			s->actors_n += p->readers_n > 0;
+		}
+	}
+	return 0;
+}
+
 struct rbb_stream *rbb_stream_new(rbb_flow *f, struct rbb_stats *st,
     const uint8_t *prefix, size_t prefix_len, rb_rev start_rev,
     uint64_t want, unsigned readers_n, int first_sock, unsigned socks_n,
-    rbb_stamp_fn stamp)
+    unsigned per_poll, rbb_stamp_fn stamp)
 {
+	bool poll_per_reader = per_poll <= 1;
+	if (per_poll > RB_WATCHES_PER_POLL_MAX)
+		per_poll = RB_WATCHES_PER_POLL_MAX;
 	struct rbb_stream *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		goto out_nomem;
@@ -182,11 +296,18 @@ struct rbb_stream *rbb_stream_new(rbb_flow *f, struct rbb_stats *st,
 		    .key_len = s->prefix_len, .range_end = s->end,
 		    .range_end_len = s->end_len, .start_rev = start_rev,
 		    .no_delete = true };
+		if (!poll_per_reader)
+			continue;
 		int sock = first_sock + (int)(i % socks_n);
 		if (rbb_flow_actor(f, sock, &reader_ops, r) < 0) {
 			rbb_stream_free(s);
 			return NULL;
 		}
+		s->actors_n++;
+	}
+	if (!poll_per_reader && pollers_new(s, first_sock, socks_n, per_poll)) {
+		rbb_stream_free(s);
+		goto out_nomem;
 	}
 	return s;
 out_free:
@@ -194,6 +315,11 @@ out_free:
 out_nomem:
 	fprintf(stderr, "raftbus-bench: out of memory\n");
 	return NULL;
+}
+
+unsigned rbb_stream_actors(const struct rbb_stream *s)
+{
+	return s->actors_n;
 }
 
 unsigned rbb_stream_ready(const struct rbb_stream *s)
@@ -272,6 +398,12 @@ void rbb_stream_free(struct rbb_stream *s)
 {
 	if (s == NULL)
 		return;
+	for (unsigned i = 0; i < s->pollers_n; i++) {
+		free(s->pollers[i].readers);
+		free(s->pollers[i].in_poll);
+		free(s->pollers[i].specs);
+	}
+	free(s->pollers);
 	free(s->prefix);
 	free(s->end);
 	free(s->readers);
@@ -362,17 +494,19 @@ int rbb_fanout_run(struct rbb_run *run, struct rbb_stats *st,
 	if (wfirst < 0)
 		goto out_free;
 	s = rbb_stream_new(f, st, fo->prefix, fo->prefix_len, rev + 1,
-	    fo->total, fo->readers, rfirst, rsocks, fo->stamp);
+	    fo->total, fo->readers, rfirst, rsocks,
+	    fo->per_poll ? fo->per_poll : RBB_READERS_PER_POLL, fo->stamp);
 	if (s)
 		w = rbb_writers_new(f, fo->writers, wfirst, wsocks, fo->total,
 		    fo->buf_bytes, fo->wops, fo->warg);
 	if (!w)
 		goto out_free;
-	rbb_flow_start(f, 0, fo->readers);
+	unsigned actors = rbb_stream_actors(s);
+	rbb_flow_start(f, 0, actors);
 	if (wait_ready(s, fo->readers))
 		goto out_free;
 	uint64_t start = rbb_now_ns();
-	rbb_flow_start(f, fo->readers, fo->writers);
+	rbb_flow_start(f, actors, fo->writers);
 	struct fanout_goal fg = { .s = s, .w = w, .total = fo->total,
 	    .readers = fo->readers };
 	struct rbb_flow_goal goal = { .count = fanout_count,

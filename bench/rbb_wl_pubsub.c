@@ -27,6 +27,7 @@ struct pubsub_state {
 	unsigned publishers;
 	unsigned subscribers;
 	unsigned size;
+	unsigned per_poll;
 	char topic[PUBSUB_TOPIC_BYTES_MAX];
 	size_t topic_len;
 };
@@ -40,6 +41,10 @@ static const struct rbb_flag pubsub_flags[] = {
 	{ "--size", RBB_FLAG_UNSIGNED, offsetof(struct pubsub_state, size),
 	  PUBSUB_SIZE_BYTES_MIN, RBB_VALUE_BYTES_MAX,
 	  "payload bytes, at least 8: the send time (default 128)", "B" },
+	{ "--per-poll", RBB_FLAG_UNSIGNED, offsetof(struct pubsub_state,
+	  per_poll), 1, RB_WATCHES_PER_POLL_MAX, "subscribers of a "
+	  "connection sharing one chain of polls, as nats.go's share a "
+	  "connection; 1 = a chain each (default 10)", "N" },
 	{ NULL, 0, 0, 0, 0, NULL },
 };
 
@@ -127,6 +132,7 @@ static int pubsub_run(struct rbb_run *run, struct rbb_stats *st)
 		.wops = &publish_ops,
 		.warg = p,
 		.stamp = pubsub_stamp,
+		.per_poll = p->per_poll,
 	};
 	return rbb_fanout_run(run, st, &fo);
 }

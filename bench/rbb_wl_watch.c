@@ -33,6 +33,7 @@ struct watch_state {
 	uint64_t put_total;
 	unsigned val_size;
 	unsigned putters;        /* 0 = --clients */
+	unsigned per_poll;
 	char prefix[WATCH_PREFIX_BYTES_MAX];
 	size_t prefix_len;
 };
@@ -49,6 +50,10 @@ static const struct rbb_flag watch_flags[] = {
 	{ "--putters", RBB_FLAG_UNSIGNED, offsetof(struct watch_state,
 	  putters), 1, RBB_CLIENTS_MAX,
 	  "concurrent putters (default --clients)", "P" },
+	{ "--per-poll", RBB_FLAG_UNSIGNED, offsetof(struct watch_state,
+	  per_poll), 1, RB_WATCHES_PER_POLL_MAX, "watchers of a connection "
+	  "sharing one chain of polls, as rb_watcher and clientv3 share a "
+	  "stream; 1 = a chain each (default 10)", "N" },
 	{ NULL, 0, 0, 0, 0, NULL },
 };
 
@@ -135,6 +140,7 @@ static int watch_run(struct rbb_run *run, struct rbb_stats *st)
 		.wops = &put_ops,
 		.warg = w,
 		.stamp = watch_stamp,
+		.per_poll = w->per_poll,
 	};
 	return rbb_fanout_run(run, st, &fo);
 }

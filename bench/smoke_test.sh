@@ -102,9 +102,14 @@ run_flow() {
 	echo "ok: $name $(cat "$dir/out")"
 }
 
-# 70 watchers: more actors than the first allocation of the flow (64)
+# 70 watchers with a chain of polls each: more actors than the first
+# allocation of the flow (64); then sharing chains of 10 (35 watchers a
+# connection: 3 full chains and one of 5) and of 1024 (one a connection)
+run_flow watch 4 14000 --watchers 70 --put-total 200 --putters 4 --val-size 64 --per-poll 1
 run_flow watch 4 14000 --watchers 70 --put-total 200 --putters 4 --val-size 64
+run_flow watch 4 14000 --watchers 70 --put-total 200 --putters 4 --val-size 64 --per-poll 1024
 run_flow pubsub 2 400 --publishers 2 --subscribers 2 --total 200 --size 32
+run_flow pubsub 2 1400 --publishers 2 --subscribers 7 --total 200 --size 32 --per-poll 3
 run_flow queue 2 200 --producers 2 --consumers 2 --total 200
 run_flow queue 2 200 --producers 2 --consumers 3 --total 200 --batch 8
 
@@ -147,6 +152,7 @@ expect_usage_error "l or s" range k --consistency x
 expect_usage_error "needs a value" put --total
 expect_usage_error "WORKLOAD is required" --clients 2
 expect_usage_error "between 8 and" watch --val-size 4
+expect_usage_error "between 1 and" watch --per-poll 0
 expect_usage_error "between 16 and" queue --size 8
 expect_usage_error "between 1 and 100" queue --batch 101
 expect_usage_error "unknown flag '--watchers' for pubsub" pubsub --watchers 3

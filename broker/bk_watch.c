@@ -514,6 +514,21 @@ static bool fill_events(const struct rb_watch_spec *sp, bool wide,
 	return true;
 }
 
+/* Watch i of a poll asks exactly what watch j asked (same spec, same
+ * position before j was read): the many subscribers of one topic that one
+ * connection multiplexes (rb_watcher, raftbus-bench). */
+static bool same_watch(const struct rb_watch_spec *x, st_rev x_rev,
+    uint32_t x_sub, const struct rb_watch_spec *y, st_rev y_rev,
+    uint32_t y_sub)
+{
+	return x_rev == y_rev && x_sub == y_sub &&
+	    x->key_len == y->key_len && x->range_end_len == y->range_end_len &&
+	    x->prev_kv == y->prev_kv && x->no_put == y->no_put &&
+	    x->no_delete == y->no_delete &&
+	    memcmp(x->key, y->key, x->key_len) == 0 &&
+	    memcmp(x->range_end, y->range_end, x->range_end_len) == 0;
+}
+
 /* Hands a poll that found nothing back to the loop to wait. */
 static void hand_back(struct bk_server *s, struct bk_wpoll *wp)
 {
@@ -541,9 +556,16 @@ void bk_watch_serve(st_store *st, struct bk_read *rd)
 	const struct rb_watch_req *q = req_of(wp);
 	struct rb_watch_result *res = calloc(wp->n, sizeof(*res));
 	struct st_result *sres = calloc(wp->n, sizeof(*sres));
-	bool any = false, oom = !res || !sres;
+	bool *shared = calloc(wp->n, sizeof(*shared));
+	bool any = false, oom = !res || !sres || !shared;
 	size_t total = 0, bytes = 0;
 	st_rev read_rev = rd->revision;
+	/* the last watch read, where it started and what it added: a run
+	 * of watches identical to it share its read (their events point
+	 * into its st_result, freed once) */
+	size_t lead = SIZE_MAX, lead_events = 0, lead_bytes = 0;
+	st_rev lead_rev = 0;
+	uint32_t lead_sub = 0;
 	for (size_t i = 0; !oom && i < wp->n; i++) {
 		/* a full reply (in events or bytes: the bytes limit is the
 		 * reply's, so 1024 watches cannot make it 1024 times larger)
@@ -554,11 +576,29 @@ void bk_watch_serve(st_store *st, struct bk_read *rd)
 			res[i].next_sub = wp->next_sub[i];
 			continue;
 		}
+		if (lead != SIZE_MAX && same_watch(&q->watches[i],
+		    wp->next_rev[i], wp->next_sub[i], &q->watches[lead],
+		    lead_rev, lead_sub)) {
+			res[i] = res[lead];
+			shared[i] = true;
+			wp->next_rev[i] = wp->next_rev[lead];
+			wp->next_sub[i] = wp->next_sub[lead];
+			total += lead_events;
+			bytes += lead_bytes;
+			any |= res[i].canceled || res[i].events_n > 0;
+			continue;
+		}
 		bool wide = read_wide(&q->watches[i], wp->next_rev[i],
 		    rd->revision);
-		total += read_watch(st, &q->watches[i], &wp->next_rev[i],
+		lead = i;
+		lead_rev = wp->next_rev[i];
+		lead_sub = wp->next_sub[i];
+		size_t bytes_before = bytes;
+		lead_events = read_watch(st, &q->watches[i], &wp->next_rev[i],
 		    &wp->next_sub[i], wp->events_max, BK_WATCH_REPLY_BYTES_MAX,
 		    wide, &res[i], &sres[i], &bytes);
+		lead_bytes = bytes - bytes_before;
+		total += lead_events;
 		if (sres[i].revision > read_rev)
 			read_rev = sres[i].revision;
 		oom |= !fill_events(&q->watches[i], wide, &sres[i], &res[i]);
@@ -573,9 +613,11 @@ void bk_watch_serve(st_store *st, struct bk_read *rd)
 	else
 		hand_back(s, wp);   /* positions moved past unrelated history */
 	for (size_t i = 0; res && i < n; i++)
-		free(res[i].events);
+		if (!shared || !shared[i])
+			free(res[i].events);
 	for (size_t i = 0; sres && i < n; i++)
 		st_result_free(&sres[i]);
 	free(res);
 	free(sres);
+	free(shared);
 }

@@ -23,6 +23,10 @@
  *   fanout    100 watchers of one prefix each get all 500 events in order
  *   mux       one watcher, 200 watches of distinct keys: each gets exactly
  *             its key's events; a cancelled watch reports nothing more
+ *   same      one watcher, runs of identical watches (which the member
+ *             reads once per poll) broken by watches that differ only in
+ *             prev_kv, start or range, over more events than one reply
+ *             carries: each watch gets exactly its own events, in order
  *   progress  requested and periodic progress notifications
  *   badinput  malformed watch polls are refused, the member keeps serving
  *   cli       `raftbusctl watch` prints what etcdctl 3.4 prints (simple,
@@ -1485,6 +1489,135 @@ static void test_mux(void)
 	it_cluster_done(&c);
 }
 
+/* ==== 6b. identical watches on one watcher ================================ */
+
+#define SM_PUTS 300
+#define SM_KEYS 50
+#define SM_WATCHES 28
+
+enum sm_kind { SM_ALL, SM_PREV, SM_MID, SM_KEY };
+
+/* The order of the watches: runs of SM_ALL broken by the others. */
+static enum sm_kind sm_kind_of(int i)
+{
+	return i == 10 ? SM_PREV : i == 21 ? SM_KEY :
+	    (i >= 5 && i < 10) || i == 15 ? SM_MID : SM_ALL;
+}
+
+static void sm_key(int k, char *buf)
+{
+	snprintf(buf, 32, "/s/k%04d", k);
+}
+
+/* Is put number p (revision rev) one watch i must get? */
+static bool sm_wants(enum sm_kind kind, int p, rb_rev rev, rb_rev mid)
+{
+	return kind == SM_MID ? rev >= mid : kind == SM_KEY ?
+	    p % SM_KEYS == 5 : true;
+}
+
+static void test_same(void)
+{
+	struct it_cluster c;
+	it_cluster_init(&c, 1);
+	it_start_all(&c);
+	IT_CHECK(it_wait_leader(&c, 10000) == 0, "a leader");
+	rb_client *cl = client_of(&c);
+	rb_rev start = cur_rev(cl) + 1, mid = start + SM_PUTS / 2;
+	rb_watcher *w = watcher_of(cl, 0);
+	int64_t ids[SM_WATCHES];
+	char k[32];
+	uint8_t end[32];
+	for (int i = 0; i < SM_WATCHES; i++) {
+		enum sm_kind kind = sm_kind_of(i);
+		sm_key(5, k);
+		struct rb_watch_opts o = { .key = S(kind == SM_KEY ? k : "/s/"),
+		    .start_rev = kind == SM_MID ? mid : start,
+		    .prev_kv = kind == SM_PREV };
+		if (kind != SM_KEY) {
+			o.range_end = end;
+			o.range_end_len = rb_prefix_end(o.key, o.key_len, end);
+		}
+		IT_CHECK(rb_watch_add(w, &o, &ids[i]) == 0, "add watch %d", i);
+	}
+	rb_rev revs[SM_PUTS];
+	char v[32];
+	for (int p = 0; p < SM_PUTS; p++) {
+		sm_key(p % SM_KEYS, k);
+		snprintf(v, sizeof(v), "v%d", p);
+		revs[p] = put_str(cl, k, v);
+	}
+	IT_CHECK(revs[SM_PUTS / 2] == mid, "puts made consecutive revisions");
+	int expected[SM_WATCHES], expected_all = 0, got_all = 0;
+	for (int i = 0; i < SM_WATCHES; i++) {
+		expected[i] = 0;
+		for (int p = 0; p < SM_PUTS; p++)
+			expected[i] += sm_wants(sm_kind_of(i), p, revs[p], mid);
+		expected_all += expected[i];
+	}
+	IT_CHECK(expected_all > (int)RB_WATCH_EVENTS_MAX * 3,
+	    "more events than three replies carry");
+	struct wt_stream *s = calloc(SM_WATCHES, sizeof(*s));
+	size_t prev_n = 0;
+	IT_CHECK(s, "out of memory");
+	int64_t until = deadline(20000);
+	while (got_all < expected_all) {
+		IT_CHECK(it_now_ms() < until, "same: %d of %d events", got_all,
+		    expected_all);
+		struct rb_resp r = { 0 };
+		int rc = rb_watch_next(w, WT_NEXT_MS, &r);
+		IT_CHECK(rc == 0, "same: %s", rb_strerror(rc));
+		for (size_t j = 0; j < r.body.u.watch.results_n; j++) {
+			const struct rb_watch_result *res = &r.body.u.watch.results[j];
+			int64_t i = res->watch_id - ids[0];
+			IT_CHECK(i >= 0 && i < SM_WATCHES && ids[i] ==
+			    res->watch_id && !res->canceled, "same: result of "
+			    "watch %lld", (long long)res->watch_id);
+			for (size_t e = 0; e < res->events_n; e++)
+				if (res->events[e].has_prev_kv) {
+					IT_CHECK(sm_kind_of((int)i) == SM_PREV,
+					    "prev_kv to watch %d", (int)i);
+					prev_n++;
+				}
+			stream_add(&s[i], res, "same");
+			got_all += (int)res->events_n;
+		}
+		rb_resp_free(&r);
+	}
+	/* every put after a key's first has a previous value */
+	IT_CHECK(prev_n == SM_PUTS - SM_KEYS, "prev_kv on %zu events", prev_n);
+	for (int i = 0; i < SM_WATCHES; i++) {
+		enum sm_kind kind = sm_kind_of(i);
+		IT_CHECK((int)s[i].n == expected[i], "watch %d (kind %d) got %zu "
+		    "events, want %d", i, kind, s[i].n, expected[i]);
+		size_t e = 0;
+		for (int p = 0; p < SM_PUTS; p++) {
+			if (!sm_wants(kind, p, revs[p], mid))
+				continue;
+			sm_key(p % SM_KEYS, k);
+			snprintf(v, sizeof(v), "v%d", p);
+			IT_CHECK(s[i].ev[e].rev == revs[p] &&
+			    !strcmp(s[i].ev[e].key, k) &&
+			    !strcmp(s[i].ev[e].val, v), "watch %d event %zu: "
+			    "rev %lld %s=%s, want rev %lld %s=%s", i, e,
+			    (long long)s[i].ev[e].rev, s[i].ev[e].key,
+			    s[i].ev[e].val, (long long)revs[p], k, v);
+			e++;
+		}
+		IT_CHECK(rb_watch_position(w, ids[i]) == revs[SM_PUTS - 1] + 1,
+		    "watch %d at %lld", i, (long long)rb_watch_position(w,
+		    ids[i]));
+	}
+	fprintf(stderr, "same: %d watches on one watcher, %d events in all, "
+	    "each watch its own\n", SM_WATCHES, expected_all);
+	for (int i = 0; i < SM_WATCHES; i++)
+		free(s[i].ev);
+	free(s);
+	rb_watch_close(w);
+	rb_client_close(cl);
+	it_cluster_done(&c);
+}
+
 /* ==== 7. progress notifications ========================================== */
 
 #define PG_INTERVAL_MS 300
@@ -1991,6 +2124,7 @@ int main(int argc, char **argv)
 		{ "checker", test_checker }, { "compact", test_compact },
 		{ "replay", test_replay }, { "slow", test_slow },
 		{ "fanout", test_fanout }, { "mux", test_mux },
+		{ "same", test_same },
 		{ "progress", test_progress }, { "badinput", test_badinput },
 		{ "cli", test_cli },
 	};
@@ -2005,6 +2139,6 @@ int main(int argc, char **argv)
 			return 0;
 		}
 	fprintf(stderr, "usage: it_watch checker|compact|replay|slow|fanout|"
-	    "mux|progress|badinput|cli\n");
+	    "mux|same|progress|badinput|cli\n");
 	return 2;
 }
