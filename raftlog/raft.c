@@ -146,6 +146,7 @@ static void reset_role(struct rl_node *n)
 	n->unc_bytes = 0;
 	n->transferee = RL_NONE;
 	n->bcast_pending = false;
+	n->read_round_pending = false;
 	n->reads_n = 0; /* a deposed leader never answers its reads (§6.4) */
 	n->votes_n = 0;
 	reset_timeout(n);

@@ -429,7 +429,9 @@ int rl_propose_conf_change(struct rl_node *n, const struct rl_conf_change *cc,
  * copied) identifies the request. Later, a ready's read_states has an entry
  * with this ctx and an index: the application answers the read once its
  * applied index >= that index. A follower forwards the request to the leader.
- * If leadership is lost meanwhile, the request is silently dropped: the
+ * The leader confirms its leadership with one heartbeat round sent with the
+ * next ready: every read it takes until then (its own and forwarded ones)
+ * shares that round. If leadership is lost meanwhile, the request is silently dropped: the
  * caller retries after its own timeout. Errors: RL_ERR_NOT_LEADER (no leader
  * known; *leader_out = RL_NONE), RL_ERR_TOO_LARGE, RL_ERR_PROPOSAL_DROPPED
  * (over RL_READS_PENDING_MAX), RL_ERR_NOMEM.

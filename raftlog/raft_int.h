@@ -139,6 +139,10 @@ struct rl_node {
 	uint64_t unc_bytes;
 	rl_id transferee;
 	bool bcast_pending;   /* appends to send at the next ready (batching) */
+	/* a heartbeat round for the reads registered since the last one, to
+	 * send at the next ready: every read of a turn (the leader's own and
+	 * those followers forwarded) shares one round */
+	bool read_round_pending;
 	struct rl_pending_read *reads;
 	size_t reads_n, reads_cap;
 	uint64_t read_seq;

@@ -262,6 +262,9 @@ void rl_bcast_append(struct rl_node *n)
 
 void rl_bcast_flush(struct rl_node *n)
 {
+	if (n->read_round_pending && n->role == RL_LEADER)
+		rl_bcast_heartbeat(n);
+	n->read_round_pending = false;
 	if (!n->bcast_pending)
 		return;
 	n->bcast_pending = false;
@@ -653,9 +656,10 @@ int rl_leader_read(struct rl_node *n, rl_id from, const uint8_t *ctx,
 	r->ctx_len = ctx_len;
 	if (ctx_len > 0)
 		memcpy(r->ctx, ctx, ctx_len);
-	/* confirm leadership with a heartbeat round carrying this seq */
+	/* confirm leadership with a heartbeat round carrying this seq (or a
+	 * later one): sent at the next ready, shared by every read until then */
 	if (rl_quorum(n) > 1)
-		rl_bcast_heartbeat(n);
+		n->read_round_pending = true;
 	rl_reads_release(n);
 	return RL_OK;
 }

@@ -215,7 +215,8 @@ bool rl_has_ready(const struct rl_node *n)
 	if (n->rd_pending)
 		return false;
 	if (n->out_now.n > 0 || n->out_later.n > 0 || n->rs_n > 0 ||
-	    (n->bcast_pending && n->role == RL_LEADER) ||
+	    ((n->bcast_pending || n->read_round_pending) &&
+	    n->role == RL_LEADER) ||
 	    n->log.u.n > 0 || (n->log.has_snap && !n->snap_reported))
 		return true;
 	struct rl_hard_state hs = cur_hs(n, rl_log_last(&n->log));

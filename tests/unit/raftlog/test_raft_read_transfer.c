@@ -55,6 +55,40 @@ Test(raft_read, read_index_forwarded_from_follower)
 	cl_free(&c);
 }
 
+/* Every read the leader takes between two readies (its own and those
+ * followers forward) shares one heartbeat round: one heartbeat per
+ * follower, not one per read. */
+Test(raft_read, reads_between_readies_share_one_round)
+{
+	struct cluster c;
+	struct rl_config cfg = cl_default_config();
+	cl_init(&c, 3, 0, &cfg);
+	cl_elect(&c, 1);
+	cr_assert_eq(cl_propose(&c, 1, "w"), RL_OK);
+	cl_stabilize(&c);
+	rl_index commit = cl_status_of(&c, 1).hard_state.commit;
+	unsigned hb = c.delivered[RL_MSG_HEARTBEAT];
+	unsigned resp = c.delivered[RL_MSG_READ_INDEX_RESP];
+	struct rl_node *n = c.nodes[1].n;
+	cr_assert_eq(rl_read_index(n, (const uint8_t *)"a", 1, NULL), RL_OK);
+	cr_assert_eq(rl_read_index(n, (const uint8_t *)"b", 1, NULL), RL_OK);
+	struct rl_msg fwd = cl_msg(RL_MSG_READ_INDEX, 3, 1,
+	    cl_status_of(&c, 1).hard_state.term);
+	fwd.ctx_len = 1;
+	fwd.ctx[0] = 'c';
+	cr_assert_eq(rl_step(n, &fwd), RL_OK);
+	cl_stabilize(&c);
+	cr_assert_eq(c.delivered[RL_MSG_HEARTBEAT] - hb, 2,
+	    "%u heartbeats for three reads of one turn",
+	    c.delivered[RL_MSG_HEARTBEAT] - hb);
+	cr_assert_eq(c.nodes[1].reads_n, 2);
+	cr_assert_eq(c.nodes[1].reads[0].index, commit);
+	cr_assert_eq(c.nodes[1].reads[1].index, commit);
+	cr_assert_eq(c.delivered[RL_MSG_READ_INDEX_RESP] - resp, 1,
+	    "the forwarded read was not answered");
+	cl_free(&c);
+}
+
 /* thesis §6.4: a leader cut off from the majority must not answer a read
  * (the majority may have elected a new leader and committed writes). */
 Test(raft_read, deposed_leader_does_not_answer)
