@@ -526,7 +526,8 @@ static bool same_watch(const struct rb_watch_spec *x, st_rev x_rev,
 	    x->prev_kv == y->prev_kv && x->no_put == y->no_put &&
 	    x->no_delete == y->no_delete &&
 	    memcmp(x->key, y->key, x->key_len) == 0 &&
-	    memcmp(x->range_end, y->range_end, x->range_end_len) == 0;
+	    (x->range_end_len == 0 ||
+	    memcmp(x->range_end, y->range_end, x->range_end_len) == 0);
 }
 
 /* Hands a poll that found nothing back to the loop to wait. */

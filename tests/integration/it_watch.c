@@ -1500,7 +1500,7 @@ enum sm_kind { SM_ALL, SM_PREV, SM_MID, SM_KEY };
 /* The order of the watches: runs of SM_ALL broken by the others. */
 static enum sm_kind sm_kind_of(int i)
 {
-	return i == 10 ? SM_PREV : i == 21 ? SM_KEY :
+	return i == 10 ? SM_PREV : i == 21 || i == 22 ? SM_KEY :
 	    (i >= 5 && i < 10) || i == 15 ? SM_MID : SM_ALL;
 }
 
