@@ -98,6 +98,7 @@ rows() {
 	# Fetches of 10 on both; raftbus also pushes and acks 10 per request
 	# (nats.go's JetStream publish and ack are per message).
 	echo "queue 8x8 batch 10|--conns 8 --clients 8 queue --producers 8 --consumers 8 --total $(t 20000 1000) --size $VAL --batch 10|nats|--push-batch 10"
+	echo "queue 8x8 batch 100|--conns 8 --clients 8 queue --producers 8 --consumers 8 --total $(t 50000 2000) --size $VAL --batch 100|nats|--push-batch 100"
 }
 
 # preload KIND DIR ARGS: what a workload needs in the store beforehand.
