@@ -233,7 +233,8 @@ static const struct rbb_actor_ops poller_ops = {
 };
 
 /* Readers i, i + socks_n, ... of socket first_sock + i share pollers of
- * at most per_poll watches. */
+ * at most per_poll watches. Returns 0, -1 out of memory, or -2 when the
+ * flow refused an actor (it said why). */
 static int pollers_new(struct rbb_stream *s, int first_sock,
     unsigned socks_n, unsigned per_poll)
 {
@@ -244,21 +245,20 @@ static int pollers_new(struct rbb_stream *s, int first_sock,
 		return -1;
 	for (unsigned sk = 0; sk < socks_n; sk++) {
 		for (unsigned c = 0; c < chains; c++) {
-			struct rbb_poller *p = &s->pollers[s->pollers_n];
-			p->s = s;
+			struct rbb_poller *p = &s->pollers[s->pollers_n++];
+			p->s = s;   /* counted first: rbb_stream_free frees it */
 			p->readers = calloc(per_poll, sizeof(*p->readers));
 			p->in_poll = calloc(per_poll, sizeof(*p->in_poll));
 			p->specs = calloc(per_poll, sizeof(*p->specs));
 			if (!p->readers || !p->in_poll || !p->specs)
 				return -1;
-			s->pollers_n++;
 			for (unsigned i = sk + c * per_poll *
 			    socks_n; i < s->readers_n &&
 			    p->readers_n < per_poll; i += socks_n)
 				p->readers[p->readers_n++] = i;
 			if (p->readers_n && rbb_flow_actor(s->f,
 			    first_sock + (int)sk, &poller_ops, p) < 0)
-				return -1;
+				return -2;
 			s->actors_n += p->readers_n > 0;
 		}
 	}
@@ -305,9 +305,13 @@ struct rbb_stream *rbb_stream_new(rbb_flow *f, struct rbb_stats *st,
 		}
 		s->actors_n++;
 	}
-	if (!poll_per_reader && pollers_new(s, first_sock, socks_n, per_poll)) {
+	int rc = poll_per_reader ? 0 :
+	    pollers_new(s, first_sock, socks_n, per_poll);
+	if (rc) {
 		rbb_stream_free(s);
-		goto out_nomem;
+		if (rc == -1)
+			goto out_nomem;
+		return NULL;
 	}
 	return s;
 out_free:

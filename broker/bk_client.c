@@ -342,8 +342,9 @@ static void sender_stop(struct bk_server *s)
 }
 
 /* Any thread; touches only r (the caller's until it is handed to nng or
- * to the sender). The loop's replies go through the sender thread; a
- * reader sends its own (it is off the loop already). */
+ * to the sender). The loop sends the first BK_REPLIES_INLINE_MAX replies
+ * of a turn itself and hands the rest to the sender thread; a reader sends
+ * its own (it is off the loop already). */
 void bk_creq_send(struct bk_creq *r, uint8_t *buf, size_t len)
 {
 	nng_msg *msg = NULL;

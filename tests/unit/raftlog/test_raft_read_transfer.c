@@ -89,6 +89,75 @@ Test(raft_read, reads_between_readies_share_one_round)
 	cl_free(&c);
 }
 
+/* Takes the leader's ready by hand: persists its hard state, keeps the
+ * seq of its heartbeat round (0 = none) and whether a read state with ctx
+ * `want` is in it, then advances. */
+static uint64_t hand_ready(struct cluster *c, char want, bool *has_want)
+{
+	struct rl_node *n = c->nodes[1].n;
+	struct rl_ready rd;
+	cr_assert_eq(rl_ready(n, &rd), RL_OK);
+	uint64_t seq = 0;
+	for (size_t i = 0; i < rd.msgs_now_n; i++)
+		if (rd.msgs_now[i].type == RL_MSG_HEARTBEAT)
+			seq = rd.msgs_now[i].seq;
+	*has_want = false;
+	for (size_t i = 0; i < rd.read_states_n; i++)
+		*has_want |= rd.read_states[i].ctx_len == 1 &&
+		    rd.read_states[i].ctx[0] == (uint8_t)want;
+	memlog_append(&c->nodes[1].log, rd.entries, rd.entries_n);
+	if (rd.has_hard_state)
+		c->nodes[1].log.hs = rd.hard_state;
+	rl_advance(n, &rd);
+	return seq;
+}
+
+static void ack_round(struct cluster *c, uint64_t seq)
+{
+	rl_term term = cl_status_of(c, 1).hard_state.term;
+	for (rl_id f = 2; f <= 3; f++) {
+		struct rl_msg m = cl_msg(RL_MSG_HEARTBEAT_RESP, f, 1, term);
+		m.seq = seq;
+		cr_assert_eq(rl_step(c->nodes[1].n, &m), RL_OK);
+	}
+}
+
+/* thesis §6.4: a read taken after a heartbeat round was sent (here while
+ * that ready was out) is not released by that round's acknowledgements,
+ * only by a later round's. */
+Test(raft_read, read_after_a_round_waits_for_the_next)
+{
+	struct cluster c;
+	struct rl_config cfg = cl_default_config();
+	cl_init(&c, 3, 0, &cfg);
+	cl_elect(&c, 1);
+	cr_assert_eq(cl_propose(&c, 1, "w"), RL_OK);
+	cl_stabilize(&c);
+	struct rl_node *n = c.nodes[1].n;
+	bool got;
+	cr_assert_eq(rl_read_index(n, (const uint8_t *)"a", 1, NULL), RL_OK);
+	struct rl_ready rd;
+	cr_assert_eq(rl_ready(n, &rd), RL_OK);
+	uint64_t seq_a = 0;
+	for (size_t i = 0; i < rd.msgs_now_n; i++)
+		if (rd.msgs_now[i].type == RL_MSG_HEARTBEAT)
+			seq_a = rd.msgs_now[i].seq;
+	cr_assert_gt(seq_a, 0, "no heartbeat round for read a");
+	/* b arrives while a's ready is out */
+	cr_assert_eq(rl_read_index(n, (const uint8_t *)"b", 1, NULL), RL_OK);
+	if (rd.has_hard_state)
+		c.nodes[1].log.hs = rd.hard_state;
+	rl_advance(n, &rd);
+	ack_round(&c, seq_a);
+	uint64_t seq_b = hand_ready(&c, 'b', &got);
+	cr_assert(!got, "read b released by the round sent before it");
+	cr_assert_gt(seq_b, seq_a, "no new round for read b");
+	ack_round(&c, seq_b);
+	(void)hand_ready(&c, 'b', &got);
+	cr_assert(got, "read b not released by its own round");
+	cl_free(&c);
+}
+
 /* thesis §6.4: a leader cut off from the majority must not answer a read
  * (the majority may have elected a new leader and committed writes). */
 Test(raft_read, deposed_leader_does_not_answer)
