@@ -337,6 +337,14 @@ static void note_endpoint(struct rb_resp *resp, const struct rb_endpoint *ep)
 	resp->endpoint = u ? u : "";
 }
 
+/* The next attempt without a hint starts after ep: a member that dropped
+ * the connection may be dialled again at once (nng reconnects) and look
+ * connected, and must not be the only one tried until the deadline. */
+static void skip(rb_client *c, const struct rb_endpoint *ep)
+{
+	c->cur = (size_t)(ep - c->eps + 1) % c->eps_n;
+}
+
 /* One attempt on ep. Returns 1 when the caller should try again (nothing
  * final happened), 0 when resp holds the final answer. *next receives the
  * endpoint to try next (NULL = any). */
@@ -350,6 +358,7 @@ static int attempt(rb_client *c, struct rb_endpoint *ep, const struct call *k,
 		return 0;
 	case XFER_NOT_SENT:
 		set_err(resp, RB_ERR_UNAVAILABLE, "could not send to %s", ep->url);
+		skip(c, ep);
 		return 1;
 	case XFER_TIMEOUT:
 		set_err(resp, RB_ERR_TIMEOUT, k->write ?
@@ -359,6 +368,7 @@ static int attempt(rb_client *c, struct rb_endpoint *ep, const struct call *k,
 	case XFER_LOST:
 		if (!k->write) {
 			set_err(resp, RB_ERR_UNAVAILABLE, "connection to %s lost", ep->url);
+			skip(c, ep);
 			return 1;
 		}
 		set_err(resp, RB_ERR_UNAVAILABLE, "connection to %s lost after the "
@@ -384,7 +394,7 @@ static int attempt(rb_client *c, struct rb_endpoint *ep, const struct call *k,
 			pause = RB_NO_LEADER_BACKOFF_MS_MAX;
 		int64_t left = k->deadline - now_ms();
 		sleep_ms(pause < left ? pause : left);
-		c->cur = (size_t)(ep - c->eps + 1) % c->eps_n;
+		skip(c, ep);
 		return 1;
 	}
 	c->cur = (size_t)(ep - c->eps);
