@@ -277,6 +277,9 @@ void rl_bcast_flush(struct rl_node *n)
 
 void rl_bcast_heartbeat(struct rl_node *n)
 {
+	/* it carries the newest read seq: it is the round every read taken
+	 * so far waits for */
+	n->read_round_pending = false;
 	for (size_t i = 0; i < n->prs_n; i++) {
 		struct rl_progress *pr = &n->prs[i];
 		if (pr->id == n->id)

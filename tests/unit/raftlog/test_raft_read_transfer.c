@@ -99,15 +99,22 @@ Test(raft_read, reads_between_readies_share_one_round)
 /* Takes the leader's ready by hand: persists its hard state, keeps the
  * seq of its heartbeat round (0 = none) and whether a read state with ctx
  * `want` is in it, then advances. */
+/* The seq of the heartbeat round rd sends (0 = none). */
+static uint64_t round_seq(const struct rl_ready *rd)
+{
+	uint64_t seq = 0;
+	for (size_t i = 0; i < rd->msgs_now_n; i++)
+		if (rd->msgs_now[i].type == RL_MSG_HEARTBEAT)
+			seq = rd->msgs_now[i].seq;
+	return seq;
+}
+
 static uint64_t hand_ready(struct cluster *c, char want, bool *has_want)
 {
 	struct rl_node *n = c->nodes[1].n;
 	struct rl_ready rd;
 	cr_assert_eq(rl_ready(n, &rd), RL_OK);
-	uint64_t seq = 0;
-	for (size_t i = 0; i < rd.msgs_now_n; i++)
-		if (rd.msgs_now[i].type == RL_MSG_HEARTBEAT)
-			seq = rd.msgs_now[i].seq;
+	uint64_t seq = round_seq(&rd);
 	*has_want = false;
 	for (size_t i = 0; i < rd.read_states_n; i++)
 		*has_want |= rd.read_states[i].ctx_len == 1 &&
@@ -141,10 +148,7 @@ Test(raft_read, read_after_a_round_waits_for_the_next)
 	cr_assert_eq(rl_read_index(n, (const uint8_t *)"a", 1, NULL), RL_OK);
 	struct rl_ready rd;
 	cr_assert_eq(rl_ready(n, &rd), RL_OK);
-	uint64_t seq_a = 0;
-	for (size_t i = 0; i < rd.msgs_now_n; i++)
-		if (rd.msgs_now[i].type == RL_MSG_HEARTBEAT)
-			seq_a = rd.msgs_now[i].seq;
+	uint64_t seq_a = round_seq(&rd);
 	cr_assert_gt(seq_a, 0, "no heartbeat round for read a");
 	/* b arrives while a's ready is out */
 	cr_assert_eq(rl_read_index(n, (const uint8_t *)"b", 1, NULL), RL_OK);
@@ -158,6 +162,34 @@ Test(raft_read, read_after_a_round_waits_for_the_next)
 	ack_round(&c, seq_b);
 	(void)hand_ready(&c, 'b', &got);
 	cr_assert(got, "read b not released by its own round");
+	cl_free(&c);
+}
+
+/* A tick's heartbeat round carries the newest read seq: it is the round a
+ * pending read waits for, and the ready sends no second one. */
+Test(raft_read, tick_round_serves_pending_reads)
+{
+	struct cluster c;
+	settled_leader(&c);
+	struct rl_node *n = c.nodes[1].n;
+	cr_assert_eq(rl_read_index(n, (const uint8_t *)"t", 1, NULL), RL_OK);
+	struct rl_config cfg = cl_default_config();
+	for (unsigned i = 0; i < cfg.heartbeat_ticks; i++)
+		rl_tick(n);
+	struct rl_ready rd;
+	cr_assert_eq(rl_ready(n, &rd), RL_OK);
+	size_t hb = 0;
+	for (size_t i = 0; i < rd.msgs_now_n; i++)
+		hb += rd.msgs_now[i].type == RL_MSG_HEARTBEAT;
+	cr_assert_eq(hb, 2, "%zu heartbeats: one round per follower expected", hb);
+	uint64_t seq = round_seq(&rd);
+	if (rd.has_hard_state)
+		c.nodes[1].log.hs = rd.hard_state;
+	rl_advance(n, &rd);
+	ack_round(&c, seq);
+	bool got;
+	(void)hand_ready(&c, 't', &got);
+	cr_assert(got, "the tick's round did not release the read");
 	cl_free(&c);
 }
 
