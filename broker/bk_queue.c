@@ -69,6 +69,7 @@ _Static_assert(RB_QUEUE_NAME_BYTES_MAX == ST_QUEUE_NAME_BYTES_MAX,
     "queue name limits of the wire and the store agree");
 _Static_assert(RB_QUEUE_POP_MAX == ST_QUEUE_POP_MAX, "pop limits agree");
 _Static_assert(RB_QUEUE_BATCH_MAX == ST_QUEUE_BATCH_MAX, "batch limits agree");
+_Static_assert(ST_QUEUE_BATCH_MAX == 100, "the refusal text says 1..100");
 
 struct parked {
 	struct bk_creq *r;

@@ -115,8 +115,8 @@ static bool commit_only(const struct rl_msg *m)
 	return m->type == RL_MSG_APPEND && m->entries_n == 0;
 }
 
-/* Sends msgs; with `later` set, only the commit-only ones, else only the
- * others (SEND_ALL: every one). */
+/* Which of a ready's messages send_msgs() sends: every one, all but the
+ * commit-only appends, or only those. */
 enum which { SEND_ALL, SEND_FIRST, SEND_LATER };
 
 static void send_msgs(struct bk_server *s, struct rl_msg *msgs, size_t n,

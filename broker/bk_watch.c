@@ -265,20 +265,26 @@ bool bk_watch_handle(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	return true;
 }
 
-/* Same request, same position: may share one read and one encoding. */
-static bool same_poll(const struct bk_wpoll *a, const struct bk_wpoll *b)
+/* Two watches asking for the same events: same range and filters (their
+ * positions are compared by the callers). */
+static bool same_spec(const struct rb_watch_spec *x,
+    const struct rb_watch_spec *y)
 {
-	if (a->n != 1 || b->n != 1 || a->next_rev[0] != b->next_rev[0] ||
-	    a->next_sub[0] != b->next_sub[0] || a->events_max != b->events_max)
-		return false;
-	const struct rb_watch_spec *x = &req_of(a)->watches[0];
-	const struct rb_watch_spec *y = &req_of(b)->watches[0];
 	return x->key_len == y->key_len && x->range_end_len == y->range_end_len &&
 	    x->prev_kv == y->prev_kv && x->no_put == y->no_put &&
 	    x->no_delete == y->no_delete &&
 	    memcmp(x->key, y->key, x->key_len) == 0 &&
 	    (x->range_end_len == 0 ||
 	    memcmp(x->range_end, y->range_end, x->range_end_len) == 0);
+}
+
+/* Same request, same position: may share one read and one encoding. */
+static bool same_poll(const struct bk_wpoll *a, const struct bk_wpoll *b)
+{
+	return a->n == 1 && b->n == 1 && a->next_rev[0] == b->next_rev[0] &&
+	    a->next_sub[0] == b->next_sub[0] &&
+	    a->events_max == b->events_max &&
+	    same_spec(&req_of(a)->watches[0], &req_of(b)->watches[0]);
 }
 
 /* The smallest position of all parked polls (INT64_MAX if none). */
@@ -514,22 +520,6 @@ static bool fill_events(const struct rb_watch_spec *sp, bool wide,
 	return true;
 }
 
-/* Watch i of a poll asks exactly what watch j asked (same spec, same
- * position before j was read): the many subscribers of one topic that one
- * connection multiplexes (rb_watcher, raftbus-bench). */
-static bool same_watch(const struct rb_watch_spec *x, st_rev x_rev,
-    uint32_t x_sub, const struct rb_watch_spec *y, st_rev y_rev,
-    uint32_t y_sub)
-{
-	return x_rev == y_rev && x_sub == y_sub &&
-	    x->key_len == y->key_len && x->range_end_len == y->range_end_len &&
-	    x->prev_kv == y->prev_kv && x->no_put == y->no_put &&
-	    x->no_delete == y->no_delete &&
-	    memcmp(x->key, y->key, x->key_len) == 0 &&
-	    (x->range_end_len == 0 ||
-	    memcmp(x->range_end, y->range_end, x->range_end_len) == 0);
-}
-
 /* Hands a poll that found nothing back to the loop to wait. */
 static void hand_back(struct bk_server *s, struct bk_wpoll *wp)
 {
@@ -577,9 +567,12 @@ void bk_watch_serve(st_store *st, struct bk_read *rd)
 			res[i].next_sub = wp->next_sub[i];
 			continue;
 		}
-		if (lead != SIZE_MAX && same_watch(&q->watches[i],
-		    wp->next_rev[i], wp->next_sub[i], &q->watches[lead],
-		    lead_rev, lead_sub)) {
+		/* the many subscribers of one topic that one connection
+		 * multiplexes (rb_watcher, raftbus-bench): same spec, same
+		 * position as the lead had before its read */
+		if (lead != SIZE_MAX && wp->next_rev[i] == lead_rev &&
+		    wp->next_sub[i] == lead_sub &&
+		    same_spec(&q->watches[i], &q->watches[lead])) {
 			res[i] = res[lead];
 			shared[i] = true;
 			wp->next_rev[i] = wp->next_rev[lead];

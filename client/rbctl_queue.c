@@ -69,6 +69,8 @@ const struct rbctl_ext_cmd rbctl_queue_cmd = {
 	.run = run_queue,
 };
 
+_Static_assert(RB_QUEUE_BATCH_MAX == 100, "the refusal texts say 100");
+
 static int fail(int code, const char *fmt, const char *arg)
 {
 	fputs("Error: ", stderr);
