@@ -1021,6 +1021,6 @@ int main(int argc, char **argv)
 		test_bigtxn();
 	else
 		return 2;
-	fprintf(stderr, "%s: ok\n", t);
+	it_ok(t);
 	return 0;
 }

@@ -1083,6 +1083,6 @@ int main(int argc, char **argv)
 		test_cli();
 	else
 		return 2;
-	fprintf(stderr, "%s: ok\n", argv[1]);
+	it_ok(argv[1]);
 	return 0;
 }

@@ -660,6 +660,6 @@ int main(int argc, char **argv)
 		test_group();
 	else
 		return 2;
-	fprintf(stderr, "%s: ok\n", t);
+	it_ok(t);
 	return 0;
 }

@@ -1172,6 +1172,6 @@ int main(int argc, char **argv)
 		test_batch();
 	else
 		return 2;
-	fprintf(stderr, "%s: ok\n", t);
+	it_ok(t);
 	return 0;
 }

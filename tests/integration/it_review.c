@@ -433,6 +433,6 @@ int main(int argc, char **argv)
 		test_watch_near();
 	else
 		return 2;
-	fprintf(stderr, "%s: ok\n", argv[1]);
+	it_ok(argv[1]);
 	return 0;
 }

@@ -2132,10 +2132,7 @@ int main(int argc, char **argv)
 	    i++)
 		if (!strcmp(argv[1], tests[i].name)) {
 			tests[i].fn();
-			/* every socket is closed: let nng finish tearing them
-			 * down, so that the leak checker sees nothing pending */
-			nng_fini();
-			fprintf(stderr, "%s: ok\n", tests[i].name);
+			it_ok(tests[i].name);
 			return 0;
 		}
 	fprintf(stderr, "usage: it_watch checker|compact|replay|slow|fanout|"
