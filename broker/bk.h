@@ -184,7 +184,10 @@ int bk_server_run(struct bk_server *s);
 /* Asks the loop to stop (async-signal-safe: writes one byte to a pipe). */
 void bk_server_stop(struct bk_server *s);
 /* Closes sockets (no callback runs after), stores and frees. Main thread,
- * after bk_server_run returned. NULL-safe. */
-void bk_server_close(struct bk_server *s);
+ * after bk_server_run returned. NULL-safe. With `last` (the process's last
+ * use of nng, as in the raftbus executable) nng_fini() runs as the final
+ * step, under the stop watchdog: nng frees closed sockets, and messages
+ * still queued for an unreachable peer, on its own threads. */
+void bk_server_close(struct bk_server *s, bool last);
 
 #endif /* BK_H */

@@ -828,7 +828,7 @@ int bk_server_open(const struct bk_config *cfg, struct bk_server **out)
 	*out = s;
 	return BK_OK;
 out_close:
-	bk_server_close(s);
+	bk_server_close(s, false);
 	return rc;
 }
 
@@ -899,7 +899,7 @@ static void close_step(struct close_watch *cw, const char *step,
 
 /* The storage is flushed and closed before the sockets: a stop that hangs
  * in the network library has nothing left to lose. */
-void bk_server_close(struct bk_server *s)
+void bk_server_close(struct bk_server *s, bool last)
 {
 	if (!s)
 		return;
@@ -955,6 +955,12 @@ void bk_server_close(struct bk_server *s)
 	pthread_mutex_destroy(&s->sync_mu);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
+	if (last) {
+		/* nng frees closed sockets (and the messages still queued for
+		 * an unreachable peer) on its own threads: wait for them */
+		close_step(&cw, "finishing the network library", true);
+		nng_fini();
+	}
 	pthread_mutex_lock(&cw.mu);
 	cw.done = true;
 	pthread_cond_signal(&cw.cv);

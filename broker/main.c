@@ -60,6 +60,6 @@ int main(int argc, char **argv)
 	atomic_store(&running, NULL);
 	while (atomic_load(&in_handler))
 		sched_yield();
-	bk_server_close(s);
+	bk_server_close(s, true);
 	return rc ? 1 : 0;
 }
