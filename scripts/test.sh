@@ -3,7 +3,10 @@
 # and prints one closing line "N passed, N failed" that counts every test
 # case over all of them: each Criterion case separately (from its
 # "Synthesis" line), a should-fail test and every other test program as one.
-# Exits non-zero if any test failed.
+# Before that line it prints again, for every failed test, the lines of its
+# output that say what failed (a failed check, a sanitizer report) and its
+# last TEST_FAIL_TAIL_LINES (default 40) lines, so that the end of a long
+# CI log, often all that is kept, shows why. Exits non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: test.sh BUILDDIR..." >&2; exit 2; }
@@ -21,8 +24,11 @@ for builddir in "$@"; do
 	logs+=("$builddir/meson-logs/testlog.json")
 done
 
+TEST_FAIL_TAIL_LINES=${TEST_FAIL_TAIL_LINES:-40} \
 python3 - "${rcs[*]}" "${logs[@]}" <<'PY'
-import json, re, sys
+import json, os, re, sys
+tail_n = int(os.environ["TEST_FAIL_TAIL_LINES"])
+failures = []
 meson_rcs = [int(x) for x in sys.argv[1].split()]
 synth = re.compile(r"Synthesis: Tested: (\d+) \| Passing: (\d+) \| Failing: (\d+)")
 passed = failed = 0
@@ -49,8 +55,18 @@ for log, meson_rc in zip(sys.argv[2:], meson_rcs):
             passed += 1
         else:
             failed += 1
+        if not ok:
+            failures.append((log, t.get("name"), t.get("result"), out))
     if not lines or (meson_rc != 0 and failed == f0):
         failed += 1       # no log, or meson failed without a failing test
+cause = re.compile(r"CHECK FAILED|FAIL|[Aa]ssert|Sanitizer|runtime error|"
+                   r"Segmentation|Aborted|timed out|[Tt]imeout")
+for log, name, result, out in failures:
+    lines = out.splitlines()
+    print(f"==== failed: {name} ({result}, {log})")
+    print("\n".join([l for l in lines if cause.search(l)][:20]))
+    print(f"==== its last {min(tail_n, len(lines))} lines of output:")
+    print("\n".join(lines[-tail_n:]))
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY

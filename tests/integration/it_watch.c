@@ -543,6 +543,31 @@ static void ck_check_all(struct ck_watcher *cws, struct ck_writer *wr,
 	free(ix.unknown);
 }
 
+/* Waits until every member has applied the compaction at crev: a read at
+ * crev - 1 on it is refused as compacted. A member that has not yet would
+ * still serve the lagging watcher the whole history, correctly, and the
+ * cancellation the checker wants to see would not happen. */
+static void ck_wait_compacted(struct it_cluster *c, rb_rev crev)
+{
+	int64_t end = deadline(10000);
+	for (int i = 0; i < c->n; i++)
+		for (;;) {
+			struct rb_op op = { .type = RB_OP_RANGE };
+			op.u.range = (struct rb_range){ .key = S("/w/"),
+			    .revision = crev - 1, .serializable = true,
+			    .count_only = true };
+			struct rb_resp r;
+			int rc = it_do(c->m[i].client_url, &op, &r);
+			rb_resp_free(&r);
+			if (rc == RB_ERR_COMPACTED)
+				break;
+			IT_CHECK(it_now_ms() < end, "member m%d has not applied "
+			    "the compaction at %lld: %s", i, (long long)crev,
+			    rb_strerror(rc));
+			it_sleep_ms(10);
+		}
+}
+
 /* kill -9 of a follower, restart; kill -9 of the leader, restart; then a
  * compaction while everything runs. */
 static void ck_faults(struct ck_shared *sh, rb_client *cl)
@@ -570,6 +595,7 @@ static void ck_faults(struct ck_shared *sh, rb_client *cl)
 	 * compact_at() returns here */
 	atomic_store(&sh->compact_rev, crev);
 	compact_at(cl, crev);
+	ck_wait_compacted(c, crev);
 	atomic_store(&sh->compacted, true);
 	fprintf(stderr, "checker: compacted at %lld\n", (long long)crev);
 	it_sleep_ms(1000);
