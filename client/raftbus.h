@@ -65,6 +65,11 @@ typedef uint64_t rb_member_id;
 #define RB_COMMAND_TIMEOUT_MS_DEFAULT 5000
 /* Attempts of one call across endpoints and leader hints. */
 #define RB_ATTEMPTS_MAX 16u
+/* A client or watcher closed within this time of its first dial waits, up
+ * to then, for its connections to finish their handshake: nng 1.5 leaks
+ * the objects of a connection closed during its handshake (about 150
+ * bytes each time). */
+#define RB_DIAL_SETTLE_MS 100
 
 /* ---- errors ------------------------------------------------------------- */
 
@@ -564,7 +569,8 @@ struct rb_config {
 int rb_client_open(const struct rb_config *cfg, rb_client **out);
 
 /* Closes every socket and frees the handle. NULL-safe. No call may be in
- * progress on it. */
+ * progress on it. Within RB_DIAL_SETTLE_MS of the first call it may wait,
+ * that long at most, for connections being set up. */
 void rb_client_close(rb_client *c);
 
 /* Sends one request (any op type) with failover and leader-hint following
@@ -686,7 +692,9 @@ rb_rev rb_watch_position(const rb_watcher *w, int64_t id);
 /* Number of watches open. */
 size_t rb_watch_count(const rb_watcher *w);
 
-/* Closes the watcher and its connection. NULL-safe. */
+/* Closes the watcher and its connections. NULL-safe. Within
+ * RB_DIAL_SETTLE_MS of rb_watch_open it may wait, that long at most, for
+ * connections being set up. */
 void rb_watch_close(rb_watcher *w);
 
 /* Publishes one message (RB_OP_PUBLISH); resp->body.u.publish.revision is

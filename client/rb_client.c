@@ -43,6 +43,7 @@ struct rb_endpoint {
 	nng_ctx ctx;
 	nng_aio *aio;
 	bool open;               /* sock, ctx, aio exist and a dialer runs */
+	int64_t dialled_ms;      /* when the dialer started */
 	int pipes;               /* live connections (under c->mtx) */
 	uint64_t pipe_losses;    /* connections dropped (under c->mtx) */
 	bool in_flight;          /* a request waits on aio (under c->mtx) */
@@ -166,6 +167,7 @@ static int ep_open(struct rb_endpoint *ep, const char **why)
 	nng_pipe_notify(ep->sock, NNG_PIPE_EV_REM_POST, pipe_cb, ep);
 	if ((rv = nng_dial(ep->sock, ep->url, NULL, NNG_FLAG_NONBLOCK)) != 0)
 		goto out_close_ctx;
+	ep->dialled_ms = now_ms();
 	ep->open = true;
 	return 0;
 
@@ -531,10 +533,33 @@ int rb_client_open(const struct rb_config *cfg, rb_client **out)
 	return 0;
 }
 
+/* Waits, until RB_DIAL_SETTLE_MS after its dial at most, for each endpoint
+ * dialled that recently to be connected (see RB_DIAL_SETTLE_MS). */
+static void settle_dials(rb_client *c)
+{
+	pthread_mutex_lock(&c->mtx);
+	for (size_t i = 0; i < c->eps_n; i++) {
+		const struct rb_endpoint *ep = &c->eps[i];
+		while (ep->open && ep->pipes == 0) {
+			int64_t left = ep->dialled_ms + RB_DIAL_SETTLE_MS - now_ms();
+			if (left <= 0)
+				break;
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += left * 1000000;
+			ts.tv_sec += ts.tv_nsec / 1000000000;
+			ts.tv_nsec %= 1000000000;
+			pthread_cond_timedwait(&c->cv, &c->mtx, &ts);
+		}
+	}
+	pthread_mutex_unlock(&c->mtx);
+}
+
 void rb_client_close(rb_client *c)
 {
 	if (c == NULL)
 		return;
+	settle_dials(c);
 	for (size_t i = 0; i < c->eps_n; i++)
 		ep_close(&c->eps[i]);
 	pthread_cond_destroy(&c->cv);

@@ -13,6 +13,7 @@
  */
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,6 +52,9 @@ struct rb_watcher {
 	int64_t progress_ms;
 	int64_t next_progress_ms;  /* when periodic notifications are due */
 	bool progress_asked;
+	atomic_int pipes;        /* live connections */
+	size_t dials;            /* endpoints dialled */
+	int64_t opened_ms;
 };
 
 static int64_t mono_ms(void)
@@ -64,6 +68,13 @@ static int map_nng(int rv)
 {
 	return rv == NNG_ENOMEM ? RB_ERR_NOMEM :
 		rv == NNG_ETIMEDOUT ? RB_ERR_TIMEOUT : RB_ERR_UNAVAILABLE;
+}
+
+static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	rb_watcher *w = arg;
+	atomic_fetch_add(&w->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
 }
 
 int rb_watch_open(rb_client *c, int64_t progress_ms, rb_watcher **out)
@@ -88,10 +99,14 @@ int rb_watch_open(rb_client *c, int64_t progress_ms, rb_watcher **out)
 		goto out_close_sock;
 	if ((rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0)
 		goto out_close_sock;
+	nng_pipe_notify(w->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, w);
+	nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, pipe_cb, w);
+	w->opened_ms = mono_ms();
 	for (size_t i = 0; i < rb_client_endpoints_n(c); i++) {
 		rv = nng_dial(w->sock, rb_client_endpoint(c, i), NULL, NNG_FLAG_NONBLOCK);
 		if (rv)
 			goto out_close_sock;
+		w->dials++;
 	}
 	*out = w;
 	return 0;
@@ -106,6 +121,12 @@ void rb_watch_close(rb_watcher *w)
 {
 	if (w == NULL)
 		return;
+	/* RB_DIAL_SETTLE_MS: let fresh connections finish their handshake */
+	while ((size_t)atomic_load(&w->pipes) < w->dials &&
+	    mono_ms() - w->opened_ms < RB_DIAL_SETTLE_MS) {
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
 	nng_close(w->sock);
 	nng_aio_free(w->aio);
 	for (size_t i = 0; i < w->n; i++) {

@@ -194,8 +194,6 @@ static int run_watch(const struct rbctl_ext_parsed *p)
 	else
 		rc = rbctl_fail(RBCTL_EXIT_ERROR, "%s", rb_strerror(rc));
 	rb_watch_close(w);
-	/* closed last: nng 1.5 leaks a dialer that is closed while it is
-	 * still connecting, which a client opened just before may be */
 	rb_client_close(c);
 	return rc;
 }

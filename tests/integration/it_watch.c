@@ -86,10 +86,7 @@ static rb_client *client_of(struct it_cluster *c)
 	return cl;
 }
 
-/* A watcher on cl's endpoints. cl must have answered a call already: an
- * rb_client closed while its background dials are still connecting makes
- * libnng 1.5 leak the dialers' objects (LeakSanitizer reports them), so
- * the tests open watchers from a client in use rather than a fresh one. */
+/* A watcher on cl's endpoints. */
 static rb_watcher *watcher_of(rb_client *cl, int64_t progress_ms)
 {
 	rb_watcher *w = NULL;
@@ -1967,16 +1964,6 @@ static void cli_run(struct it_cluster *c, const char *const *args,
 			_exit(126);
 		dup2(fo, 1);
 		dup2(fe, 2);
-		/* sanitizer builds: `raftbusctl watch` closes its rb_client
-		 * while the client's background dial may still be connecting,
-		 * and libnng 1.5 then leaks the dialer's objects; LeakSanitizer
-		 * would turn exit codes into 1 at random. This test checks the
-		 * output and the exit codes, so leaks are not checked here. */
-		char opts[512];
-		const char *old = getenv("ASAN_OPTIONS");
-		snprintf(opts, sizeof(opts), "%s%sdetect_leaks=0", old ? old : "",
-		    old && old[0] ? ":" : "");
-		setenv("ASAN_OPTIONS", opts, 1);
 		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
