@@ -578,6 +578,11 @@ void bk_client_answer_read(struct bk_server *s, struct bk_creq *r)
 		bk_client_reply_err(s, r, id, opt, RB_ERR_BAD_REQUEST, NULL, 0);
 		return;
 	}
+	if (BK_QUEUE_OP(opt)) {
+		bk_queue_serve_read(s, r, id, rb_wire_request_op(wr));
+		rb_wire_request_free(wr);
+		return;
+	}
 	read_submit(s, r, id, wr);
 }
 

@@ -437,6 +437,9 @@ void bk_pubsub_tick(struct bk_server *s);
 /* A queue request; returns true when it kept wr. */
 bool bk_queue_handle(struct bk_server *s, struct bk_creq *r, uint64_t id,
     rb_wire_request *wr);
+/* Loop thread: a queue read (STATS, DLQ) whose ReadIndex is applied. */
+void bk_queue_serve_read(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    const struct rb_op *op);
 /* The applied result of a queue op proposed for request r. */
 void bk_queue_reply(struct bk_server *s, struct bk_creq *r, uint64_t id,
     uint8_t op, const struct st_result *res);

@@ -22,7 +22,11 @@
  *    ready messages; an idle queue costs no log entry at all. A claim that
  *    lost the race to another consumer comes back empty and is parked
  *    again until its wait ends, when it is answered with no message.
- *  - Reads. STATS and DLQ are answered from the leader's applied state.
+ *  - Reads. STATS and DLQ are linearizable: they wait for a ReadIndex
+ *    round like a range read (bk_server.c), then are answered from the
+ *    leader's applied state. A leader just elected, which may not have
+ *    applied what the last one acknowledged, or one deposed without
+ *    knowing it, therefore never answers from stale state.
  *  - Batches. PUSH_BATCH and ACK_BATCH are one proposal each, like the
  *    single commands; a pushed batch raises the ready count by its size,
  *    so the parked-pop turn proposes as many waiting pops as it can feed.
@@ -332,6 +336,16 @@ static void serve_dlq(struct bk_server *s, struct bk_creq *r, uint64_t id,
 	st_result_free(&res);
 }
 
+void bk_queue_serve_read(struct bk_server *s, struct bk_creq *r, uint64_t id,
+    const struct rb_op *op)
+{
+	own(s);
+	if (op->type == RB_OP_QUEUE_STATS)
+		serve_stats(s, r, id, &op->u.queue);
+	else
+		serve_dlq(s, r, id, &op->u.queue);
+}
+
 /* ---- proposals ---------------------------------------------------------- */
 
 static uint8_t st_cmd(uint8_t op)
@@ -492,11 +506,10 @@ bool bk_queue_handle(struct bk_server *s, struct bk_creq *r, uint64_t id,
 		    "without '/'", 0);
 		return false;
 	}
-	if (op->type == RB_OP_QUEUE_STATS)
-		serve_stats(s, r, id, rq);
-	else if (op->type == RB_OP_QUEUE_DLQ)
-		serve_dlq(s, r, id, rq);
-	else if (op->type == RB_OP_QUEUE_POP && rq->wait_ms < 0)
+	if (op->type == RB_OP_QUEUE_STATS || op->type == RB_OP_QUEUE_DLQ) {
+		r->next = s->reads_new;   /* bk_queue_serve_read once read */
+		s->reads_new = r;
+	} else if (op->type == RB_OP_QUEUE_POP && rq->wait_ms < 0)
 		bk_client_reply_err(s, r, id, op->type, RB_ERR_BAD_REQUEST,
 		    "raftbus: negative pop wait", 0);
 	else if (op->type == RB_OP_QUEUE_POP && rq->wait_ms > 0)
