@@ -23,6 +23,9 @@
 /* Watch polls that exist at once (parked, queued for a reader or being
  * served); one more is answered "too many requests". */
 #define BK_WATCH_POLLS_MAX 1024u
+/* Of those, the most from one client connection, so that one client
+ * cannot take them all; one more is answered "too many requests". */
+#define BK_WATCH_POLLS_PER_CONN_MAX 256u
 /* Bytes of events (keys, values, prev values) per watch reply, about. */
 #define BK_WATCH_REPLY_BYTES_MAX (4u * 1024u * 1024u)
 /* Client request contexts on the rep0 socket = most client requests in
@@ -287,6 +290,10 @@ struct bk_server {
 	struct bk_wpoll *watch_parked;  /* waiting for a revision or deadline */
 	struct bk_wpoll *watch_back;    /* mu: handed back by readers */
 	uint32_t watch_live_n;          /* mu: polls that exist */
+	/* mu: polls that exist per client connection (nng pipe id), the
+	 * connections with any first; at most one per poll */
+	struct bk_conn_polls { uint32_t pipe, n; } watch_conns[BK_WATCH_POLLS_MAX];
+	uint32_t watch_conns_n;
 	st_rev watch_scan_rev;          /* revision at the last scan */
 	int64_t watch_next_deadline_ms; /* earliest parked deadline */
 	uint64_t saves_n;         /* log saves (fsyncs) with entries */

@@ -30,7 +30,8 @@
  * differs per reply (rb_wire_reply_restamp).
  *
  * Bounds: BK_WATCH_POLLS_MAX polls exist at once (parked, queued or being
- * served); one more is answered "too many requests" and the client retries.
+ * served), BK_WATCH_POLLS_PER_CONN_MAX of them from one client connection;
+ * one more is answered "too many requests" and the client retries.
  * A reply takes no further watch once it holds events_max events or
  * BK_WATCH_REPLY_BYTES_MAX bytes, so it carries less than twice either,
  * whatever the number of watches (a revision is only split when it alone
@@ -45,6 +46,7 @@
 
 struct bk_wpoll {
 	struct bk_creq *r;
+	uint32_t pipe;            /* the client connection it came on */
 	rb_wire_request *wr;      /* owned: the decoded request */
 	uint64_t req_id;
 	size_t n;                 /* watches */
@@ -80,10 +82,45 @@ static st_rev min_rev(const struct bk_wpoll *wp)
 	return m;
 }
 
-static void live_add(struct bk_server *s, int d)
+/* Under s->mu: the polls of connection pipe (0 when none). */
+static struct bk_conn_polls *conn_of(struct bk_server *s, uint32_t pipe)
+{
+	for (uint32_t i = 0; i < s->watch_conns_n; i++)
+		if (s->watch_conns[i].pipe == pipe)
+			return &s->watch_conns[i];
+	return NULL;
+}
+
+/* Counts a new poll of connection pipe unless the member or that
+ * connection has as many as it may; false = refused. */
+static bool live_take(struct bk_server *s, uint32_t pipe)
 {
 	pthread_mutex_lock(&s->mu);
-	s->watch_live_n = (uint32_t)((int)s->watch_live_n + d);
+	struct bk_conn_polls *c = conn_of(s, pipe);
+	bool ok = s->watch_live_n < BK_WATCH_POLLS_MAX &&
+	    (!c || c->n < BK_WATCH_POLLS_PER_CONN_MAX);
+	if (ok) {
+		if (!c) {   /* fewer connections than polls: there is room */
+			c = &s->watch_conns[s->watch_conns_n++];
+			*c = (struct bk_conn_polls){ .pipe = pipe };
+		}
+		c->n++;
+		s->watch_live_n++;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return ok;
+}
+
+/* Uncounts the polls of the group that starts at wp. */
+static void live_give(struct bk_server *s, const struct bk_wpoll *wp)
+{
+	pthread_mutex_lock(&s->mu);
+	for (; wp; wp = wp->group) {
+		struct bk_conn_polls *c = conn_of(s, wp->pipe);
+		if (c && --c->n == 0)
+			*c = s->watch_conns[--s->watch_conns_n];
+		s->watch_live_n--;
+	}
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -101,7 +138,7 @@ struct whdr {
 static void send_group(struct bk_server *s, struct bk_wpoll *wp,
     const uint8_t *buf, size_t len)
 {
-	int freed = 0;
+	live_give(s, wp);
 	while (wp) {
 		struct bk_wpoll *g = wp->group;
 		uint8_t *out = NULL;
@@ -111,10 +148,8 @@ static void send_group(struct bk_server *s, struct bk_wpoll *wp,
 			out = NULL;
 		bk_creq_send(wp->r, out, out_len);   /* NULL: client times out */
 		wpoll_free(wp);
-		freed++;
 		wp = g;
 	}
-	live_add(s, -freed);
 }
 
 /* Encodes a reply of `n` results (no error) for wp's group and sends it. */
@@ -205,6 +240,8 @@ static struct bk_wpoll *wpoll_new(struct bk_server *s, struct bk_creq *r,
 		return NULL;
 	}
 	wp->r = r;
+	nng_pipe p = nng_msg_get_pipe(r->req);
+	wp->pipe = nng_pipe_id(p) > 0 ? (uint32_t)nng_pipe_id(p) : 0;
 	wp->wr = wr;
 	wp->req_id = id;
 	wp->n = q->watches_n;
@@ -238,19 +275,17 @@ static bool wpoll_submit(struct bk_server *s, struct bk_wpoll *wp)
 bool bk_watch_handle(struct bk_server *s, struct bk_creq *r, uint64_t id,
     rb_wire_request *wr)
 {
-	pthread_mutex_lock(&s->mu);
-	bool full = s->watch_live_n >= BK_WATCH_POLLS_MAX;
-	pthread_mutex_unlock(&s->mu);
-	if (full) {
-		bk_client_reply_err(s, r, id, RB_OP_WATCH, RB_ERR_TIMEOUT,
-		    "etcdserver: too many requests", 0);
-		return false;
-	}
 	bool now = false;
 	struct bk_wpoll *wp = wpoll_new(s, r, id, wr, &now);
 	if (wp == NULL)
 		return false;
-	live_add(s, 1);
+	if (!live_take(s, wp->pipe)) {
+		wp->wr = NULL;   /* the caller frees it */
+		wpoll_free(wp);
+		bk_client_reply_err(s, r, id, RB_OP_WATCH, RB_ERR_TIMEOUT,
+		    "etcdserver: too many requests", 0);
+		return false;
+	}
 	if (min_rev(wp) <= s->revision && wpoll_submit(s, wp))
 		return true;
 	if (now) {

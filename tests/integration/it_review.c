@@ -23,14 +23,25 @@
  *                watches took seconds of a reader per poll), and still
  *                delivers exactly the events of its range.
  *
- * Usage: it_review expirestorm|retention|badqueue|watchbytes|watchnear
- * (RAFTBUS_BIN set).
+ *   watchconn    one connection with more long polls than
+ *                BK_WATCH_POLLS_PER_CONN_MAX (256) parked at once: the
+ *                ones beyond are refused "too many requests", another
+ *                connection's poll is still taken, and every parked one
+ *                is answered by the next write.
+ *
+ * Usage: it_review expirestorm|retention|badqueue|watchbytes|watchnear|
+ * watchconn (RAFTBUS_BIN set).
  */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
 #include "it_util.h"
+#include "rb_wire.h"
 
 #define QN "jobs"
 
@@ -410,13 +421,174 @@ static void test_watch_near(void)
 	it_cluster_done(&c);
 }
 
+/* ---- watchconn ---------------------------------------------------------- */
+
+#define WC_CONN_MAX 256          /* BK_WATCH_POLLS_PER_CONN_MAX */
+#define WC_POLLS (WC_CONN_MAX + 44)
+#define WC_WAIT_MS 20000
+
+/* One long poll of key "wc" from `from` on its own context of sock. */
+struct wc_poll {
+	nng_ctx ctx;
+	nng_aio *aio;
+	atomic_bool receiving;   /* the send is done, the reply awaited */
+	atomic_bool replied;
+};
+
+static void wc_cb(void *arg)
+{
+	struct wc_poll *p = arg;
+	if (atomic_load(&p->receiving))
+		atomic_store(&p->replied, true);
+}
+
+static void wc_send(nng_socket sock, struct wc_poll *p, uint64_t id,
+    rb_rev from, int64_t wait_ms)
+{
+	struct rb_watch_spec spec = { .key = (const uint8_t *)"wc", .key_len = 2,
+	    .start_rev = from };
+	struct rb_op op = { .type = RB_OP_WATCH };
+	op.u.watch = (struct rb_watch_req){ .watches = &spec, .watches_n = 1,
+	    .wait_ms = wait_ms };
+	uint8_t *buf;
+	size_t len;
+	IT_CHECK(rb_wire_encode_request(id, &op, &buf, &len) == 0, "encode");
+	nng_msg *m;
+	IT_CHECK(nng_msg_alloc(&m, len) == 0, "msg");
+	memcpy(nng_msg_body(m), buf, len);
+	free(buf);
+	IT_CHECK(nng_ctx_open(&p->ctx, sock) == 0 &&
+	    nng_aio_alloc(&p->aio, wc_cb, p) == 0, "ctx");
+	nng_ctx_set_ms(p->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_aio_set_msg(p->aio, m);
+	nng_aio_set_timeout(p->aio, 5000);
+	nng_ctx_send(p->ctx, p->aio);
+	nng_aio_wait(p->aio);
+	IT_CHECK(nng_aio_result(p->aio) == 0, "send poll %llu",
+	    (unsigned long long)id);
+	nng_aio_set_timeout(p->aio, WC_WAIT_MS + 10000);
+	atomic_store(&p->receiving, true);
+	nng_ctx_recv(p->ctx, p->aio);
+}
+
+/* The poll's reply once it came (0 = not yet), decoded into resp. */
+static int wc_reply(struct wc_poll *p, struct rb_resp *resp)
+{
+	if (!atomic_load(&p->replied))
+		return 0;
+	IT_CHECK(nng_aio_result(p->aio) == 0, "poll reply: %s",
+	    nng_strerror(nng_aio_result(p->aio)));
+	nng_msg *m = nng_aio_get_msg(p->aio);
+	memset(resp, 0, sizeof(*resp));
+	int rc = rb_wire_decode_reply(nng_msg_body(m), nng_msg_len(m), NULL,
+	    NULL, resp);
+	nng_msg_free(m);
+	IT_CHECK(rc == 0, "decode reply");
+	return 1;
+}
+
+static nng_socket wc_socket(const char *url)
+{
+	nng_socket s;
+	IT_CHECK(nng_req0_open(&s) == 0 && nng_dial(s, url, NULL, 0) == 0,
+	    "dial %s", url);
+	return s;
+}
+
+static void test_watch_conn(void)
+{
+	struct it_cluster c;
+	start_one(&c);
+	const char *url = c.m[0].client_url;
+	IT_CHECK(put_raw(url, (const uint8_t *)"wc", 2, (const uint8_t *)"0",
+	    1) == 0, "put");
+	struct rb_op cur = { .type = RB_OP_RANGE };
+	cur.u.range = (struct rb_range){ .key = (const uint8_t *)"wc",
+	    .key_len = 2 };
+	struct rb_resp resp;
+	IT_CHECK(it_do(url, &cur, &resp) == 0, "range");
+	rb_rev next = resp.header.revision + 1;
+	rb_resp_free(&resp);
+	nng_socket a = wc_socket(url);
+	static struct wc_poll polls[WC_POLLS];
+	for (int i = 0; i < WC_POLLS; i++)
+		wc_send(a, &polls[i], (uint64_t)i + 1, next, WC_WAIT_MS);
+	/* the refusals come at once, the rest stay parked */
+	int refused = 0, early = 0;
+	int64_t end = it_now_ms() + 10000;
+	static bool done[WC_POLLS];
+	while (refused < WC_POLLS - WC_CONN_MAX && it_now_ms() < end) {
+		for (int i = 0; i < WC_POLLS; i++) {
+			if (done[i] || !wc_reply(&polls[i], &resp))
+				continue;
+			done[i] = true;
+			if (resp.err == RB_ERR_TIMEOUT && resp.msg &&
+			    strstr(resp.msg, "too many requests"))
+				refused++;
+			else
+				early++;
+			rb_resp_free(&resp);
+		}
+		it_sleep_ms(20);
+	}
+	IT_CHECK(refused == WC_POLLS - WC_CONN_MAX && early == 0, "%d polls "
+	    "refused, %d answered early, of %d on one connection", refused,
+	    early, WC_POLLS);
+	/* another connection still gets its poll taken and answered */
+	nng_socket b = wc_socket(url);
+	static struct wc_poll other;
+	wc_send(b, &other, 1, next - 1, 0);
+	end = it_now_ms() + 10000;
+	int got;
+	while (!(got = wc_reply(&other, &resp)) && it_now_ms() < end)
+		it_sleep_ms(10);
+	IT_CHECK(got, "the other connection's poll got no answer");
+	IT_CHECK(resp.err == 0 && resp.body.u.watch.results_n == 1 &&
+	    resp.body.u.watch.results[0].events_n == 1, "the other "
+	    "connection's poll: %d %s", resp.err, resp.msg ? resp.msg : "");
+	rb_resp_free(&resp);
+	/* one write answers every parked poll with its event */
+	IT_CHECK(put_raw(url, (const uint8_t *)"wc", 2, (const uint8_t *)"1",
+	    1) == 0, "put");
+	int events = 0;
+	end = it_now_ms() + 10000;
+	while (events < WC_CONN_MAX && it_now_ms() < end) {
+		for (int i = 0; i < WC_POLLS; i++) {
+			if (done[i] || !wc_reply(&polls[i], &resp))
+				continue;
+			done[i] = true;
+			IT_CHECK(resp.err == 0 && resp.body.u.watch.results_n == 1 &&
+			    resp.body.u.watch.results[0].events_n == 1,
+			    "parked poll %d: %d %s", i, resp.err,
+			    resp.msg ? resp.msg : "");
+			events++;
+			rb_resp_free(&resp);
+		}
+		it_sleep_ms(20);
+	}
+	IT_CHECK(events == WC_CONN_MAX, "%d of %d parked polls answered by the "
+	    "write", events, WC_CONN_MAX);
+	fprintf(stderr, "watchconn: %d polls on one connection: %d parked, %d "
+	    "refused; another connection served\n", WC_POLLS, WC_CONN_MAX,
+	    refused);
+	for (int i = 0; i < WC_POLLS; i++) {
+		nng_aio_free(polls[i].aio);
+		nng_ctx_close(polls[i].ctx);
+	}
+	nng_aio_free(other.aio);
+	nng_ctx_close(other.ctx);
+	nng_close(a);
+	nng_close(b);
+	it_cluster_done(&c);
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stderr, NULL, _IONBF, 0);
 	if (argc != 2) {
 		fprintf(stderr, "usage: it_review expirestorm|retention|badqueue|"
-		    "watchbytes|watchnear\n");
+		    "watchbytes|watchnear|watchconn\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "expirestorm"))
@@ -431,6 +603,8 @@ int main(int argc, char **argv)
 		test_watch_bytes();
 	else if (!strcmp(argv[1], "watchnear"))
 		test_watch_near();
+	else if (!strcmp(argv[1], "watchconn"))
+		test_watch_conn();
 	else
 		return 2;
 	it_ok(argv[1]);
