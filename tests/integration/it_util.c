@@ -230,6 +230,14 @@ void it_start(struct it_cluster *c, int i)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		FILE *f = freopen(m->log_path, "a", stderr);
 		(void)f;
+		if (c->lsan_supp[0]) {
+			char opts[1024];
+			const char *old = getenv("LSAN_OPTIONS");
+			snprintf(opts, sizeof(opts), "%s%ssuppressions=%s",
+			    old ? old : "", old && old[0] ? ":" : "",
+			    c->lsan_supp);
+			setenv("LSAN_OPTIONS", opts, 1);
+		}
 		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
