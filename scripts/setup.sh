@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# setup.sh [--with-etcd] BUILDDIR [MESON OPTIONS...]
+# setup.sh [--with-etcd] [--with-clang] BUILDDIR [MESON OPTIONS...]
 # Installs the Debian packages raftbus needs (when run as root; otherwise
 # prints the exact apt-get line and fails), then configures and builds.
 # --with-etcd also installs etcd-server, the reference the differential test
-# (tests/etcd_diff) compares the store against.
+# (tests/etcd_diff) compares the store against; --with-clang installs clang,
+# for the fuzz targets (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-with_etcd=0
-if [ "${1:-}" = --with-etcd ]; then
-	with_etcd=1
-	shift
-fi
-builddir=${1:?usage: setup.sh [--with-etcd] BUILDDIR [MESON OPTIONS...]}
+usage="usage: setup.sh [--with-etcd] [--with-clang] BUILDDIR [MESON OPTIONS...]"
+extra=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--with-etcd) extra+=(etcd-server); shift ;;
+	--with-clang) extra+=(clang); shift ;;
+	*) break ;;
+	esac
+done
+builddir=${1:?$usage}
 shift
 
 packages=(gcc meson ninja-build pkg-config libnng-dev libmsgpack-dev
-	liblmdb-dev libcriterion-dev)
-[ $with_etcd -eq 1 ] && packages+=(etcd-server)
+	liblmdb-dev libcriterion-dev "${extra[@]}")
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
