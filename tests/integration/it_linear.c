@@ -25,7 +25,10 @@
  * is the recorded history with one read made stale (it returns a value
  * overwritten by a write that completed before the read began).
  *
- * Usage: it_linear (RAFTBUS_BIN set). Loops and waits are bounded.
+ * Usage: it_linear [soak SECONDS] (RAFTBUS_BIN set). One round of the
+ * above; with soak, rounds on fresh keys (lin/ROUND/K) one after another
+ * on the same cluster until SECONDS have passed (the long suite runs 600).
+ * Loops and waits are bounded.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -314,9 +317,13 @@ struct ln_client {
 	int unknown;
 };
 
+/* The round under way: its keys are its own, so rounds are separate
+ * histories on one cluster. */
+static int ln_round;
+
 static void key_name(char *out, size_t len, int k)
 {
-	snprintf(out, len, "lin/%d", k);
+	snprintf(out, len, "lin/%d/%d", ln_round, k);
 }
 
 static int64_t value_of(const struct rb_resp *r)
@@ -335,7 +342,7 @@ static int64_t value_of(const struct rb_resp *r)
 /* Runs op (kind, key and values set) and records its outcome. */
 static void ln_run_op(rb_client *cl, struct ln_client *lc, struct ln_op *op)
 {
-	char key[16], val[32], exp[32];
+	char key[32], val[32], exp[32];
 	key_name(key, sizeof(key), op->key);
 	struct rb_resp r = { 0 };
 	int rc;
@@ -473,29 +480,26 @@ static bool ln_make_stale(struct ln_op *ops, size_t n)
 	return false;
 }
 
-static void test_linear(void)
+/* One round: the clients under the faults, then the check of each key.
+ * Returns the operations recorded. */
+static int ln_round_run(struct it_cluster *c)
 {
-	ln_selftest();
-	struct it_cluster c;
-	it_cluster_init(&c, 3);
-	it_start_all(&c);
-	IT_CHECK(it_wait_leader(&c, 10000) >= 0, "a leader");
 	static struct ln_client lc[LN_CLIENTS];
 	atomic_bool stop = false;
 	pthread_t th[LN_CLIENTS];
 	int64_t end = it_now_ms() + LN_RUN_MS;
 	for (int i = 0; i < LN_CLIENTS; i++) {
-		lc[i] = (struct ln_client){ .c = &c, .id = i, .end_ms = end,
+		lc[i] = (struct ln_client){ .c = c, .id = i, .end_ms = end,
 		    .stop = &stop };
 		IT_CHECK(pthread_create(&th[i], NULL, ln_client_main, &lc[i]) == 0,
 		    "thread");
 	}
-	ln_faults(&c);
+	ln_faults(c);
 	it_sleep_ms(1000);
 	atomic_store(&stop, true);
 	for (int i = 0; i < LN_CLIENTS; i++)
 		pthread_join(th[i], NULL);
-	IT_CHECK(it_wait_leader(&c, 10000) >= 0, "a leader at the end");
+	IT_CHECK(it_wait_leader(c, 10000) >= 0, "a leader at the end");
 	static struct ln_op key_ops[LN_CLIENTS * LN_OPS_MAX];
 	int total = 0, unknown = 0, mutated = 0;
 	for (int k = 0; k < LN_KEYS; k++) {
@@ -510,35 +514,61 @@ static void test_linear(void)
 		total += (int)n;
 		size_t states;
 		bool ok = ln_check(key_ops, n, &states);
-		fprintf(stderr, "linear: key lin/%d: %zu operations, %zu search "
-		    "states: %s\n", k, n, states, ok ? "linearizable" :
-		    "NOT linearizable");
-		IT_CHECK(ok, "the history of key lin/%d is not linearizable", k);
+		fprintf(stderr, "linear: key lin/%d/%d: %zu operations, %zu "
+		    "search states: %s\n", ln_round, k, n, states, ok ?
+		    "linearizable" : "NOT linearizable");
+		IT_CHECK(ok, "the history of key lin/%d/%d is not linearizable",
+		    ln_round, k);
 		if (ln_make_stale(key_ops, n)) {
-			IT_CHECK(!ln_check(key_ops, n, &states), "key lin/%d: a "
-			    "read made stale was accepted", k);
+			IT_CHECK(!ln_check(key_ops, n, &states), "key lin/%d/%d: "
+			    "a read made stale was accepted", ln_round, k);
 			mutated++;
 		}
 	}
 	IT_CHECK(total >= 300, "only %d operations recorded", total);
 	IT_CHECK(mutated > 0, "no history had a read to make stale");
-	fprintf(stderr, "linear: %d operations (%d of unknown outcome) by %d "
-	    "clients under kill -9 of the leader, a paused leader and kill -9 "
-	    "of a follower: linearizable; %d histories with a stale read "
-	    "refused\n", total, unknown, LN_CLIENTS, mutated);
+	fprintf(stderr, "linear: round %d: %d operations (%d of unknown "
+	    "outcome) by %d clients under kill -9 of the leader, a paused "
+	    "leader and kill -9 of a follower: linearizable; %d histories with "
+	    "a stale read refused\n", ln_round, total, unknown, LN_CLIENTS,
+	    mutated);
+	return total;
+}
+
+/* One round, or rounds until soak_s seconds have passed. */
+static void test_linear(int64_t soak_s)
+{
+	ln_selftest();
+	struct it_cluster c;
+	it_cluster_init(&c, 3);
+	it_start_all(&c);
+	IT_CHECK(it_wait_leader(&c, 10000) >= 0, "a leader");
+	int64_t end = it_now_ms() + soak_s * 1000;
+	long long total = 0;
+	do {
+		total += ln_round_run(&c);
+		ln_round++;
+	} while (it_now_ms() < end);
+	if (soak_s)
+		fprintf(stderr, "linear: soak of %lld s: %d rounds, %lld "
+		    "operations, every history linearizable\n",
+		    (long long)soak_s, ln_round, total);
 	it_cluster_done(&c);
 }
 
 int main(int argc, char **argv)
 {
-	(void)argv;
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stderr, NULL, _IONBF, 0);
-	if (argc != 1) {
-		fprintf(stderr, "usage: it_linear (RAFTBUS_BIN set)\n");
+	int64_t soak_s = 0;
+	if (argc == 3 && !strcmp(argv[1], "soak"))
+		soak_s = strtoll(argv[2], NULL, 10);
+	if (!(argc == 1 || (argc == 3 && soak_s > 0))) {
+		fprintf(stderr, "usage: it_linear [soak SECONDS] (RAFTBUS_BIN "
+		    "set)\n");
 		return 2;
 	}
-	test_linear();
+	test_linear(soak_s);
 	it_ok("linear");
 	return 0;
 }

@@ -31,6 +31,8 @@
  *   badinput  malformed watch polls are refused, the member keeps serving
  *   cli       `raftbusctl watch` prints what etcdctl 3.4 prints (simple,
  *             --prev-kv, -w json) and exits 5 on a compacted start
+ *   checker-soak SECONDS   checker runs, each on a fresh cluster, until
+ *             SECONDS have passed (the long suite runs 600)
  *
  * RAFTBUS_BIN and RAFTBUSCTL_BIN come from meson. Every loop is bounded in
  * count and time; every process started is stopped by PID (it_util.c).
@@ -2141,6 +2143,21 @@ int main(int argc, char **argv)
 		{ "progress", test_progress }, { "badinput", test_badinput },
 		{ "cli", test_cli },
 	};
+	/* checker-soak SECONDS: checker runs, each on a fresh cluster, one
+	 * after another until SECONDS have passed (the long suite: 600) */
+	if (argc == 3 && !strcmp(argv[1], "checker-soak") &&
+	    strtoll(argv[2], NULL, 10) > 0) {
+		int64_t end = it_now_ms() + strtoll(argv[2], NULL, 10) * 1000;
+		int runs = 0;
+		do {
+			test_checker();
+			runs++;
+		} while (it_now_ms() < end);
+		fprintf(stderr, "checker-soak: %d checker runs in %s s, no "
+		    "violation\n", runs, argv[2]);
+		it_ok("checker-soak");
+		return 0;
+	}
 	for (size_t i = 0; argc == 2 && i < sizeof(tests) / sizeof(tests[0]);
 	    i++)
 		if (!strcmp(argv[1], tests[i].name)) {
@@ -2149,6 +2166,6 @@ int main(int argc, char **argv)
 			return 0;
 		}
 	fprintf(stderr, "usage: it_watch checker|compact|replay|slow|fanout|"
-	    "mux|same|progress|badinput|cli\n");
+	    "mux|same|progress|badinput|cli, or checker-soak SECONDS\n");
 	return 2;
 }
