@@ -23,7 +23,7 @@
 /* Watch polls that exist at once (parked, queued for a reader or being
  * served); one more is answered "too many requests". */
 #define BK_WATCH_POLLS_MAX 1024u
-/* Of those, the most from one client connection, so that one client
+/* Of those, the most from one client connection, so that one connection
  * cannot take them all; one more is answered "too many requests". */
 #define BK_WATCH_POLLS_PER_CONN_MAX 256u
 /* Bytes of events (keys, values, prev values) per watch reply, about. */

@@ -70,11 +70,19 @@ static int map_nng(int rv)
 		rv == NNG_ETIMEDOUT ? RB_ERR_TIMEOUT : RB_ERR_UNAVAILABLE;
 }
 
+/* Counts live connections. nng also reports the removal of a connection
+ * that never got as far as ADD_POST: the count never goes below 0. */
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	(void)p;
 	rb_watcher *w = arg;
-	atomic_fetch_add(&w->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		atomic_fetch_add(&w->pipes, 1);
+		return;
+	}
+	int n = atomic_load(&w->pipes);
+	while (n > 0 && !atomic_compare_exchange_weak(&w->pipes, &n, n - 1))
+		;
 }
 
 int rb_watch_open(rb_client *c, int64_t progress_ms, rb_watcher **out)

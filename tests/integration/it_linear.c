@@ -82,7 +82,8 @@ static bool ln_step(const struct ln_op *op, int64_t s, int64_t *out)
 		*out = op->arg;
 		return true;
 	default: {
-		bool swap = s == op->expect;
+		/* etcd: a value compare on an absent key fails */
+		bool swap = s != 0 && s == op->expect;
 		*out = swap ? op->arg : s;
 		return !op->known || op->res == (int64_t)swap;
 	}

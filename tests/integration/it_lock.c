@@ -50,9 +50,10 @@
 #define CAMPAIGN_TTL_S 6
 /* A lock or leadership freed by a killed holder's lease, not at once: the
  * holder renewed every TTL/3, so the lease ran out no sooner than 2/3 of
- * the TTL after the kill, less a late renewal on a loaded machine. A
- * release when the connection closed would show a gap near 0. */
-#define HANDOVER_GAP_MS_MIN (TTL_S * 1000 / 4)
+ * the TTL after the kill, less a renewal up to 500 ms late on a loaded
+ * machine. A release when the connection closed would show a gap near 0,
+ * a lease expired at less than 40 % of its TTL a gap below this. */
+#define HANDOVER_GAP_MS_MIN (TTL_S * 1000 * 2 / 3 - 500)
 #define HANDOVER_GAP_MS_MAX (TTL_S * 2000 + 1500)
 #define LOCK_NAME "L"
 #define ELECT_NAME "E"

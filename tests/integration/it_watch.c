@@ -1966,6 +1966,17 @@ static void cli_run(struct it_cluster *c, const char *const *args,
 			_exit(126);
 		dup2(fo, 1);
 		dup2(fe, 2);
+		/* sanitizer builds: a `raftbusctl watch` closed while a
+		 * connection is still in its handshake (slower than
+		 * RB_DIAL_SETTLE_MS on a loaded machine) makes libnng 1.5 leak
+		 * it, and LeakSanitizer would turn the exit code into 1 at
+		 * random. This test checks the output and the exit codes, so
+		 * leaks are not checked here. */
+		char opts[512];
+		const char *old = getenv("ASAN_OPTIONS");
+		snprintf(opts, sizeof(opts), "%s%sdetect_leaks=0", old ? old : "",
+		    old && old[0] ? ":" : "");
+		setenv("ASAN_OPTIONS", opts, 1);
 		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
