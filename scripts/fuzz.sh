@@ -10,8 +10,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 [[ $secs =~ ^[0-9]+$ ]] || { echo "usage: fuzz.sh [SECONDS]" >&2; exit 2; }
-CC=clang scripts/setup.sh --with-clang build-fuzz -Dfuzz=true \
-	-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+if ! out=$(CC=clang scripts/setup.sh --with-clang build-fuzz -Dfuzz=true \
+	-Db_sanitize=address,undefined -Db_lundef=false 2>&1); then
+	printf '%s\n' "$out" | tail -30 >&2
+	echo "fuzz.sh: the build failed" >&2
+	exit 1
+fi
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 mkdir -p build-fuzz/crashes
 build-fuzz/tests/fuzz/fuzz_seeds build-fuzz/corpus
