@@ -133,7 +133,9 @@ void bk_log(int level, const char *fmt, ...)
 /* ---- peer wire codec ---------------------------------------------------- */
 
 /* Fixed little-endian binary layout, version byte first (see bk_peer.c). */
-#define BK_PEER_WIRE_VERSION 1u
+#define BK_PEER_WIRE_VERSION 2u
+/* The CRC-32C that ends every peer message (bk_peer.c). */
+#define BK_PEER_CRC_BYTES 4u
 enum bk_peer_kind {
 	BK_PEER_RAFT = 1,   /* one struct rl_msg */
 	BK_PEER_HELLO = 2,  /* member info: id, name, client URL */
@@ -163,8 +165,8 @@ int bk_peer_encode_raft(uint64_t cluster_id, const struct rl_msg *m,
 int bk_peer_encode_hello(uint64_t cluster_id, const struct bk_hello *h,
     uint8_t **out, size_t *out_len);
 /* Decodes buf[0..len) (borrowed, see struct bk_peer_decoded). Never crashes
- * on garbage: BK_ERR_DECODE (bad version, truncated, counts over limits,
- * trailing bytes, unknown kind), BK_ERR_NOMEM. Any thread. */
+ * on garbage: BK_ERR_DECODE (bad checksum, bad version, truncated, counts
+ * over limits, trailing bytes, unknown kind), BK_ERR_NOMEM. Any thread. */
 int bk_peer_decode(const uint8_t *buf, size_t len, struct bk_peer_decoded *out);
 void bk_peer_decoded_free(struct bk_peer_decoded *d);
 

@@ -107,16 +107,17 @@ static void peers(void)
 	    .entries = ents };
 	uint8_t *buf;
 	size_t len;
+	/* without the checksum: fuzz_peer seals what it is given */
 	if (bk_peer_encode_raft(42, &m, &buf, &len))
 		exit(1);
-	put_file("peer", 0, buf, len);
+	put_file("peer", 0, buf, len - BK_PEER_CRC_BYTES);
 	free(buf);
 	struct bk_hello h = { .id = 1 };
 	strcpy(h.name, "m0");
 	strcpy(h.client_url, "tcp://127.0.0.1:2379");
 	if (bk_peer_encode_hello(42, &h, &buf, &len))
 		exit(1);
-	put_file("peer", 1, buf, len);
+	put_file("peer", 1, buf, len - BK_PEER_CRC_BYTES);
 	free(buf);
 }
 
