@@ -49,6 +49,15 @@ static struct rl_msg sample(struct rl_entry *ents, uint8_t *snap)
 	return m;
 }
 
+/* The sample message encoded (cluster 1) into a malloc'ed *buf. */
+static void encode_sample(uint8_t **buf, size_t *len)
+{
+	struct rl_entry ents[3];
+	uint8_t snap[4] = { 1, 2, 3, 4 };
+	struct rl_msg m = sample(ents, snap);
+	cr_assert_eq(bk_peer_encode_raft(1, &m, buf, len), BK_OK);
+}
+
 Test(peer_codec, round_trip_keeps_every_field)
 {
 	struct rl_entry ents[3];
@@ -117,12 +126,9 @@ Test(peer_codec, hello_round_trip)
 
 Test(peer_codec, every_truncation_is_refused)
 {
-	struct rl_entry ents[3];
-	uint8_t snap[4] = { 1, 2, 3, 4 };
-	struct rl_msg m = sample(ents, snap);
 	uint8_t *buf;
 	size_t len;
-	cr_assert_eq(bk_peer_encode_raft(1, &m, &buf, &len), BK_OK);
+	encode_sample(&buf, &len);
 	for (size_t n = 0; n < len; n++) {
 		/* exact-size copy so that ASan catches any over-read */
 		uint8_t *cut = malloc(n ? n : 1);
@@ -144,12 +150,9 @@ Test(peer_codec, every_truncation_is_refused)
 
 Test(peer_codec, every_single_bit_flip_is_refused)
 {
-	struct rl_entry ents[3];
-	uint8_t snap[4] = { 1, 2, 3, 4 };
-	struct rl_msg m = sample(ents, snap);
 	uint8_t *buf;
 	size_t len;
-	cr_assert_eq(bk_peer_encode_raft(1, &m, &buf, &len), BK_OK);
+	encode_sample(&buf, &len);
 	for (size_t bit = 0; bit < 8 * len; bit++) {
 		buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		struct bk_peer_decoded d;
@@ -164,12 +167,9 @@ Test(peer_codec, every_single_bit_flip_is_refused)
  * reaches the field decoders: they refuse it or decode within limits. */
 Test(peer_codec, bit_flips_and_random_bytes_never_crash)
 {
-	struct rl_entry ents[3];
-	uint8_t snap[4] = { 1, 2, 3, 4 };
-	struct rl_msg m = sample(ents, snap);
 	uint8_t *buf;
 	size_t len;
-	cr_assert_eq(bk_peer_encode_raft(1, &m, &buf, &len), BK_OK);
+	encode_sample(&buf, &len);
 	uint64_t seed = 12345;
 	int accepted = 0;
 	for (int iter = 0; iter < 20000; iter++) {
