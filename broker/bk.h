@@ -168,6 +168,10 @@ int bk_peer_encode_hello(uint64_t cluster_id, const struct bk_hello *h,
  * on garbage: BK_ERR_DECODE (bad checksum, bad version, truncated, counts
  * over limits, trailing bytes, unknown kind), BK_ERR_NOMEM. Any thread. */
 int bk_peer_decode(const uint8_t *buf, size_t len, struct bk_peer_decoded *out);
+/* Writes the checksum that ends msg[0..len) (its last BK_PEER_CRC_BYTES)
+ * over the bytes before it; len < BK_PEER_CRC_BYTES: nothing. The encoders
+ * end with it; tests and the fuzz target seal what they change. */
+void bk_peer_seal(uint8_t *msg, size_t len);
 void bk_peer_decoded_free(struct bk_peer_decoded *d);
 
 /* ---- server ------------------------------------------------------------- */

@@ -79,10 +79,21 @@ static void w_u8(struct wbuf *w, uint8_t v)
 	w_bytes(w, &v, 1);
 }
 
+void bk_peer_seal(uint8_t *msg, size_t len)
+{
+	if (len < BK_PEER_CRC_BYTES)
+		return;
+	size_t at = len - BK_PEER_CRC_BYTES;
+	uint32_t crc = rl_crc32c(0, msg, at);
+	for (size_t i = 0; i < BK_PEER_CRC_BYTES; i++)
+		msg[at + i] = (uint8_t)(crc >> (8 * i));
+}
+
 static int w_finish(struct wbuf *w, uint8_t **out, size_t *out_len)
 {
+	w_u32(w, 0);   /* the checksum's place */
 	if (!w->oom)
-		w_u32(w, rl_crc32c(0, w->p, w->len));
+		bk_peer_seal(w->p, w->len);
 	if (w->oom) {
 		free(w->p);
 		return BK_ERR_NOMEM;

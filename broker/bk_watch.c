@@ -82,7 +82,7 @@ static st_rev min_rev(const struct bk_wpoll *wp)
 	return m;
 }
 
-/* Under s->mu: the polls of connection pipe (0 when none). */
+/* Under s->mu: the polls of connection pipe (NULL when it has none). */
 static struct bk_conn_polls *conn_of(struct bk_server *s, uint32_t pipe)
 {
 	for (uint32_t i = 0; i < s->watch_conns_n; i++)

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "bk.h"
-#include "crc32c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,9 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (size)
 		memcpy(msg, data, size);
-	uint32_t crc = rl_crc32c(0, msg, size);
-	for (int i = 0; i < 4; i++)
-		msg[size + (size_t)i] = (uint8_t)(crc >> (8 * i));
+	bk_peer_seal(msg, len);
 	struct bk_peer_decoded d;
 	if (bk_peer_decode(msg, len, &d) == 0) {
 		if (d.kind == BK_PEER_RAFT)

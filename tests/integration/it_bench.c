@@ -103,8 +103,7 @@ int main(int argc, char **argv)
 	c.extra[0] = "--log-level";
 	c.extra[1] = "info";
 	it_start_all(&c);
-	int leader = it_wait_leader(&c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
+	int leader = it_leader(&c, "a leader");
 	struct worker *w = calloc((size_t)threads, sizeof(*w));
 	int64_t until = it_now_ms() + seconds * 1000;
 	for (int i = 0; i < threads; i++) {

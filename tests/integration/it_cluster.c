@@ -372,8 +372,7 @@ static void test_members(int n)
 	struct it_cluster c;
 	it_cluster_init(&c, n);
 	it_start_all(&c);
-	int leader = it_wait_leader(&c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
+	int leader = it_leader(&c, "a leader");
 	/* a write through a follower: "not leader" with the leader's URL */
 	int f = (leader + 1) % n;
 	struct rb_op put = { .type = RB_OP_PUT };
@@ -454,8 +453,7 @@ static void test_failover(void)
 	struct it_cluster c;
 	it_cluster_init(&c, 3);
 	it_start_all(&c);
-	int leader = it_wait_leader(&c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
+	int leader = it_leader(&c, "a leader");
 	struct acked a = { .max = 100000 };
 	a.ok = calloc((size_t)a.max, sizeof(bool));
 	write_burst(&c, &a, 200, deadline(10000));
@@ -522,8 +520,7 @@ static void test_snapshot(void)
 	c.extra[0] = "--snapshot-count";
 	c.extra[1] = "50";
 	it_start_all(&c);
-	int leader = it_wait_leader(&c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
+	int leader = it_leader(&c, "a leader");
 	int f = (leader + 1) % 3;
 	it_kill(&c, f, SIGKILL);
 	struct acked a = { .max = 100000 };
@@ -595,8 +592,7 @@ static void test_minority(void)
 	struct it_cluster c;
 	it_cluster_init(&c, 3);
 	it_start_all(&c);
-	int leader = it_wait_leader(&c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
+	int leader = it_leader(&c, "a leader");
 	IT_CHECK(it_put(&c, "before", "cut", NULL, deadline(10000)) == 0, "put");
 	int alone = leader; /* the hardest case: the old leader is alone */
 	for (int i = 0; i < 3; i++)
@@ -658,8 +654,7 @@ static void test_partition(void)
 	c.heartbeat_ms = "100";
 	c.election_ms = "1000";
 	it_start_all(&c);
-	int leader = it_wait_leader(&c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
+	int leader = it_leader(&c, "a leader");
 	IT_CHECK(it_put(&c, "k0", "v0", NULL, deadline(10000)) == 0, "put");
 	uint64_t term0, lid0;
 	status_of(&c, leader, &term0, &lid0);
@@ -901,11 +896,9 @@ static void test_readers(void)
 	c.extra[0] = "--max-queued-reads";
 	c.extra[1] = RD_QUEUED_READS;
 	it_start_all(&c);
-	int leader = it_wait_leader(&c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
+	int leader = it_leader(&c, "a leader");
 	rd_load(&c);
-	leader = it_wait_leader(&c, 10000);
-	IT_CHECK(leader >= 0, "a leader after loading");
+	leader = it_leader(&c, "a leader after loading");
 	uint64_t term0, lid0, term1, lid1;
 	status_of(&c, leader, &term0, &lid0);
 	IT_CHECK(term0 && lid0, "status of the leader");

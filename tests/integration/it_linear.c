@@ -433,27 +433,20 @@ static void *ln_client_main(void *arg)
 static void ln_faults(struct it_cluster *c)
 {
 	it_sleep_ms(1500);
-	int leader = it_wait_leader(c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
-	it_kill(c, leader, SIGKILL);
-	fprintf(stderr, "linear: killed -9 the leader m%d\n", leader);
+	int leader = it_leader(c, "a leader");
+	fprintf(stderr, "linear: crashing the leader m%d\n", leader);
+	it_crash_restart(c, leader, 1500);
 	it_sleep_ms(1500);
-	it_start(c, leader);
-	it_sleep_ms(1500);
-	leader = it_wait_leader(c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
+	leader = it_leader(c, "a leader");
 	kill(c->m[leader].pid, SIGSTOP);
 	fprintf(stderr, "linear: paused the leader m%d\n", leader);
 	it_sleep_ms(1500);   /* three election timeouts */
 	kill(c->m[leader].pid, SIGCONT);
 	it_sleep_ms(1500);
-	leader = it_wait_leader(c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
+	leader = it_leader(c, "a leader");
 	int f = (leader + 1) % c->n;
-	it_kill(c, f, SIGKILL);
-	fprintf(stderr, "linear: killed -9 the follower m%d\n", f);
-	it_sleep_ms(1000);
-	it_start(c, f);
+	fprintf(stderr, "linear: crashing the follower m%d\n", f);
+	it_crash_restart(c, f, 1000);
 }
 
 /* Makes one read of the history stale: it returns a value that a write

@@ -617,8 +617,7 @@ static void test_mutex(void)
 		it_sleep_ms(50);
 	stop_child(kids[0], SIGKILL);
 	it_sleep_ms(1000);
-	int leader = it_wait_leader(&c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
+	int leader = it_leader(&c, "a leader");
 	it_kill(&c, leader, SIGKILL);
 	int64_t leader_killed = it_now_ms();
 	it_sleep_ms(2500);
@@ -904,8 +903,7 @@ static void test_elect(void)
 		    "thread");
 	}
 	it_sleep_ms(700);
-	int leader = it_wait_leader(&c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
+	int leader = it_leader(&c, "a leader");
 	it_kill(&c, leader, SIGKILL);
 	for (int i = 0; i < CAMPAIGNERS; i++)
 		pthread_join(th[i], NULL);

@@ -245,6 +245,20 @@ void it_start(struct it_cluster *c, int i)
 	record_pid(pid);
 }
 
+int it_leader(struct it_cluster *c, const char *what)
+{
+	int leader = it_wait_leader(c, IT_LEADER_WAIT_MS);
+	IT_CHECK(leader >= 0, "no leader within %d ms: %s", IT_LEADER_WAIT_MS, what);
+	return leader;
+}
+
+void it_crash_restart(struct it_cluster *c, int i, int down_ms)
+{
+	it_kill(c, i, SIGKILL);
+	it_sleep_ms(down_ms);
+	it_start(c, i);
+}
+
 void it_start_all(struct it_cluster *c)
 {
 	for (int i = 0; i < c->n; i++)

@@ -101,6 +101,12 @@ int it_put(struct it_cluster *c, const char *key, const char *val,
 /* Index of the member that says it is the leader (via endpoint status),
  * waiting up to timeout_ms; -1 if none. */
 int it_wait_leader(struct it_cluster *c, int timeout_ms);
+/* The leader's index, waiting up to IT_LEADER_WAIT_MS; fails the test
+ * ("no leader within N ms: WHAT") when there is none. */
+#define IT_LEADER_WAIT_MS 10000
+int it_leader(struct it_cluster *c, const char *what);
+/* kill -9 of member i, down_ms of downtime, then a restart. */
+void it_crash_restart(struct it_cluster *c, int i, int down_ms);
 /* Full contents of a member (all keys, serializable) as a malloc'ed
  * "key=value\n..." string; NULL on error. */
 char *it_dump(const char *url, bool serializable, rb_rev *rev_out);

@@ -573,20 +573,14 @@ static void ck_faults(struct ck_shared *sh, rb_client *cl)
 {
 	struct it_cluster *c = sh->c;
 	it_sleep_ms(1200);
-	int leader = it_wait_leader(c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
+	int leader = it_leader(c, "a leader");
 	int f = (leader + 1) % c->n;
-	it_kill(c, f, SIGKILL);
-	fprintf(stderr, "checker: killed follower m%d\n", f);
-	it_sleep_ms(1000);
-	it_start(c, f);
+	fprintf(stderr, "checker: crashing follower m%d\n", f);
+	it_crash_restart(c, f, 1000);
 	it_sleep_ms(1500);
-	leader = it_wait_leader(c, 10000);
-	IT_CHECK(leader >= 0, "a leader");
-	it_kill(c, leader, SIGKILL);
-	fprintf(stderr, "checker: killed leader m%d\n", leader);
-	it_sleep_ms(1500);
-	it_start(c, leader);
+	leader = it_leader(c, "a leader");
+	fprintf(stderr, "checker: crashing leader m%d\n", leader);
+	it_crash_restart(c, leader, 1500);
 	it_sleep_ms(800);
 	rb_rev crev = cur_rev(cl) - 30;
 	IT_CHECK(crev > sh->mid_rev, "too few writes before the compaction");
